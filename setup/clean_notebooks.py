@@ -1,0 +1,50 @@
+"""Clean the solutions notebooks the nbdev way, then number their code cells 1, 2, 3, ...
+
+nbdev's cleaner drops execution counts, but nbval treats a cell without one as never run and refuses its stored
+outputs; sequential numbers keep both tools happy and stay diff-free.
+
+    python setup/clean_notebooks.py [NB.ipynb ...]   # default: every notebook under solutions/
+    python setup/clean_notebooks.py --check          # exit 1 listing notebooks that are not clean
+"""
+import argparse, json, sys
+from pathlib import Path
+
+from fastcore.nbio import nb2str
+from nbdev.clean import clean_nb
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cleaned(text: str) -> str:
+    "The clean form of a notebook's JSON text."
+    nb = json.loads(text)
+    clean_nb(nb)
+    for n, cell in enumerate((c for c in nb["cells"] if c["cell_type"] == "code"), 1):
+        cell["execution_count"] = n
+        for out in cell.get("outputs", []):
+            if "execution_count" in out:
+                out["execution_count"] = n
+    return nb2str(nb)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    notebooks = args.notebooks or sorted((ROOT / "solutions").glob("**/*.ipynb"))
+    dirty = []
+    for path in notebooks:
+        text = path.read_text(encoding="utf-8")
+        new = cleaned(text)
+        if new != text:
+            dirty.append(path)
+            if not args.check:
+                path.write_text(new, encoding="utf-8")
+    for path in dirty:
+        print(f"{'not clean' if args.check else 'cleaned'}: {path}")
+    return 1 if args.check and dirty else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Derive the student notebooks `labN/*.ipynb` from the complete notebooks in `solutions/labN/`.
+
+A solution region in a code cell is marked nbgrader-style:
+
+    ### BEGIN SOLUTION: one line telling the student what to write
+    ...the solution...
+    ### END SOLUTION
+
+In the student version the region becomes a stub that raises `NotImplementedError` with that hint, and the
+cell's stored outputs are dropped (they showed the solution's result). Everything else is kept as it is.
+
+    python setup/student_notebooks.py          # write lab1..lab4
+    python setup/student_notebooks.py --check  # exit 1 and list the notebooks that are out of date
+"""
+import argparse, copy, json, re, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION:?\s*(?P<hint>.*?)\s*$")
+END = re.compile(r"^\s*### END SOLUTION\s*$")
+DEFAULT_HINT = "write this part yourself (see the text above)"
+
+
+def strip_solutions(source: str) -> tuple[str, int]:
+    "Replace every solution region in `source` by a stub; return the new source and how many regions there were."
+    out, n, region = [], 0, None
+    for number, line in enumerate(source.splitlines(keepends=True), 1):
+        if region is None and (m := BEGIN.match(line)):
+            region, n = m, n + 1
+            hint = m["hint"] or DEFAULT_HINT
+            out.append(f"{m['indent']}# YOUR CODE HERE: {hint}\n")
+            out.append(f"{m['indent']}raise NotImplementedError({('Exercise: ' + hint)!r})\n")
+        elif region is not None and END.match(line):
+            region = None
+        elif region is not None and BEGIN.match(line):
+            raise ValueError(f"line {number}: a solution region opens inside another one")
+        elif region is None and END.match(line):
+            raise ValueError(f"line {number}: '### END SOLUTION' without a matching BEGIN")
+        elif region is None:
+            out.append(line)
+    if region is not None:
+        raise ValueError("a '### BEGIN SOLUTION' region is never closed")
+    return "".join(out), n
+
+
+def _source(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def student_version(nb: dict) -> dict:
+    "Return the student version of the solution notebook `nb`."
+    nb = copy.deepcopy(nb)
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source, n = strip_solutions(_source(cell))
+        if n:
+            cell["source"] = source.splitlines(keepends=True)
+            cell["outputs"], cell["execution_count"] = [], None
+    return nb
+
+
+def render(nb: dict) -> str:
+    "Serialise like nbdev's cleaner, so student notebooks are as clean as the solutions."
+    return json.dumps(nb, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def pairs():
+    "Yield (solution notebook, student notebook) paths."
+    for sol in sorted(SOLUTIONS.glob("lab*/*.ipynb")):
+        if not sol.name.startswith((".", "_")):
+            yield sol, ROOT / sol.parent.name / sol.name
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="only report student notebooks that are out of date")
+    args = parser.parse_args(argv)
+    stale, expected = [], set()
+    for sol, student in pairs():
+        expected.add(student)
+        text = render(student_version(json.loads(sol.read_text(encoding="utf-8"))))
+        current = student.read_text(encoding="utf-8") if student.exists() else None
+        if text == current:
+            continue
+        stale.append(student)
+        if not args.check:
+            student.parent.mkdir(exist_ok=True)
+            student.write_text(text, encoding="utf-8")
+    orphans = [p for p in sorted(ROOT.glob("lab*/*.ipynb")) if p not in expected]
+    for p in stale:
+        print(f"{'out of date' if args.check else 'wrote'}: {p.relative_to(ROOT)}")
+    for p in orphans:
+        print(f"no solution notebook for: {p.relative_to(ROOT)}")
+    if args.check and (stale or orphans):
+        print("Run `python setup/student_notebooks.py` to regenerate the student notebooks.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
