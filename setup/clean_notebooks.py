@@ -6,13 +6,29 @@ outputs; sequential numbers keep both tools happy and stay diff-free.
     python setup/clean_notebooks.py [NB.ipynb ...]   # default: every notebook under solutions/
     python setup/clean_notebooks.py --check          # exit 1 listing notebooks that are not clean
 """
-import argparse, json, sys
+import argparse, json, re, sys
 from pathlib import Path
 
 from fastcore.nbio import nb2str
 from nbdev.clean import clean_nb
 
 ROOT = Path(__file__).resolve().parent.parent
+# TensorFlow's C++ start-up chatter (absl log lines such as "Could not find cuda drivers"): written straight to the
+# process's stderr, so it reaches stored outputs under some runners and not under others (nbval). Not kept.
+NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called.*|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+\.cc:\d+\] .*)\n?", re.M)
+
+
+def drop_native_logs(outputs: list) -> list:
+    "Remove TensorFlow's native log lines from stderr stream outputs, and streams left empty."
+    kept = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            text = NATIVE_LOG.sub("", "".join(out["text"]))
+            if not text:
+                continue
+            out["text"] = text.splitlines(keepends=True)
+        kept.append(out)
+    return kept
 
 
 def cleaned(text: str) -> str:
@@ -21,6 +37,7 @@ def cleaned(text: str) -> str:
     clean_nb(nb)
     for n, cell in enumerate((c for c in nb["cells"] if c["cell_type"] == "code"), 1):
         cell["execution_count"] = n
+        cell["outputs"] = drop_native_logs(cell.get("outputs", []))
         for out in cell.get("outputs", []):
             if "execution_count" in out:
                 out["execution_count"] = n
