@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from .emnist import load_emnist
-from .metadata import CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir
+from .metadata import CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, lab_size
 
 # %% ../../solutions/lab1/04_glyphs.ipynb #2b79864f
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
@@ -207,7 +207,7 @@ def _render_chunk(chars, fonts, rng, augment: bool, layout: str) -> np.ndarray:
     n, hi = len(chars), SIZE * HI
     aug = _augmentations(rng, n, augment)
     basis = _smooth_basis(hi)
-    flows = np.einsum("ik,nckl,jl->ncij", basis, rng.normal(0, 1, (n, 2, 4, 4)), basis)
+    flows = basis @ rng.normal(0, 1, (n, 2, 4, 4)) @ basis.T  # (n, 2, hi, hi) smooth random displacements
     flows *= (aug["elastic"] * HI / flows.std((1, 2, 3)).clip(1e-6))[:, None, None, None]
     canvas = np.zeros((n, hi, hi), bool)
     mid = (hi - 1) / 2
@@ -272,9 +272,11 @@ def _build_bank(split, seed, rendered_per_char, letter_variants, source) -> dict
             bank[c] = np.concatenate([bank[c], xv[yv == CHAR_TO_INDEX[c]]])
     return bank
 
-def char_bank(split: str = "train", seed: int = 0, rendered_per_char: int = 500, letter_variants: int = 0,
+def char_bank(split: str = "train", seed: int = 0, rendered_per_char: int | None = None, letter_variants: int = 0,
               source: str = "embedded") -> dict[str, np.ndarray]:
-    "{character: uint8 (k, 28, 28) glyphs} for every CHARSET character but blank and space, from `split` only; cached."
+    """{character: uint8 (k, 28, 28) glyphs} for every CHARSET character but blank and space, from `split` only; cached.
+    `rendered_per_char` punctuation glyphs per mark (default by lab size: 60 at ci, 500 in the lab, 2000 for full)."""
+    rendered_per_char = rendered_per_char or lab_size(ci=60, lab=500, full=2000)
     path = _bank_path(split, seed, rendered_per_char, letter_variants, source)
     keys = {c: f"u{ord(c):04x}" for c in CHARSET[2:]}
     try:
