@@ -6,6 +6,7 @@ server, runs code in a kernel over the websocket, reaches a gunicorn app through
 everything it started.
 """
 import contextlib
+import http.cookiejar
 import json
 import os
 import secrets
@@ -30,6 +31,18 @@ HUB_DIR = ROOT / "setup" / "hub"
 CHP = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 VENV_BIN = Path(sys.executable).parent
 STUDENT = "student"
+
+
+def loopback_session(cookies: bool = True) -> requests.Session:
+    "A requests session that ignores proxy settings in the environment: every request here goes to 127.0.0.1."
+    session = requests.Session()
+    session.trust_env = False
+    if not cookies:
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+HTTP = loopback_session(cookies=False)  # token-authenticated calls: nothing remembered between requests
 
 
 def load_config(path: Path, **env):
@@ -219,7 +232,7 @@ class Hub:
 
     def api(self, method, path, token=None, **kw):
         headers = {"Authorization": f"token {token or self.token}"}
-        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw)
+        return HTTP.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw)
 
     def wait_for(self, what, check, timeout):
         deadline = time.monotonic() + timeout
@@ -255,7 +268,7 @@ def running_hub(config: Path, state: Path, *args, **env):
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     hub = Hub(proc, f"http://127.0.0.1:{port}", token, log_path)
     try:
-        hub.wait_for("the hub API", lambda: requests.get(f"{hub.url}/hub/api/", timeout=5).ok, 90)
+        hub.wait_for("the hub API", lambda: HTTP.get(f"{hub.url}/hub/api/", timeout=5).ok, 90)
         hub.track()
         yield hub
     finally:
@@ -289,7 +302,7 @@ def form_post(session: requests.Session, url: str, **data) -> requests.Response:
 
 def browser_on(url: str) -> requests.Session:
     "A cookie-keeping session that has opened the hub's login page (and so holds an _xsrf cookie)."
-    session = requests.Session()
+    session = loopback_session()
     session.get(f"{url}/hub/login", timeout=30).raise_for_status()
     return session
 
@@ -301,7 +314,7 @@ def test_class_config_native_signup_approval_login(tmp_path):
     with running_hub(config, tmp_path / "hub", "--JupyterHub.spawner_class=simple", TR_HUB_ADMINS="teacher") as hub:
         signup, login = f"{hub.url}/hub/signup", f"{hub.url}/hub/login"
         teacher, student = browser_on(hub.url), browser_on(hub.url)
-        assert "signup_password" in requests.get(signup, timeout=30).text, "NativeAuthenticator's signup page"
+        assert "signup_password" in HTTP.get(signup, timeout=30).text, "NativeAuthenticator's signup page"
         assert form_post(teacher, signup, username="teacher", signup_password="Teach-labs-2026",
                          signup_password_confirmation="Teach-labs-2026").ok
         assert form_post(student, signup, username="ada", signup_password="Lovelace-1815!",
@@ -392,7 +405,7 @@ def predict():
 def test_smoke_hub_login_spawn_kernel_proxy(hub):
     t0 = time.monotonic()
     # a student logs in on the login page (the authenticator answers), then gets an API token via the REST API
-    browser = requests.Session()
+    browser = loopback_session()
     browser.get(f"{hub.url}/hub/login", timeout=30).raise_for_status()
     r = browser.post(f"{hub.url}/hub/login", data={"username": STUDENT, "password": "any",
                                                   "_xsrf": browser.cookies.get("_xsrf")}, allow_redirects=False)
@@ -412,11 +425,11 @@ def test_smoke_hub_login_spawn_kernel_proxy(hub):
                  150)
     hub.track()
     server = f"{hub.url}/user/{STUDENT}"
-    lab1 = requests.get(f"{server}/api/contents/lab1", headers=auth, timeout=30)
+    lab1 = HTTP.get(f"{server}/api/contents/lab1", headers=auth, timeout=30)
     assert lab1.ok and any(f["name"].endswith(".ipynb") for f in lab1.json()["content"]), "lab notebooks copied"
 
     # a kernel runs the package on the embedded EMNIST test split
-    r = requests.post(f"{server}/api/kernels", json={"name": "python3"}, headers=auth, timeout=30)
+    r = HTTP.post(f"{server}/api/kernels", json={"name": "python3"}, headers=auth, timeout=30)
     assert r.status_code == 201, r.text
     kernel = r.json()["id"]
     ws = websocket.create_connection(f"ws://127.0.0.1:{hub.url.rsplit(':', 1)[1]}/user/{STUDENT}/api/kernels/"
@@ -448,17 +461,17 @@ print(app_server.stdout.readline().strip())
         assert proxy_path == f"/user/{STUDENT}/proxy/{port}/", started
         url = f"{hub.url}{proxy_path}"
         health = hub.wait_for("the stand-in app behind the proxy",
-                              lambda: (r := requests.get(f"{url}healthz", headers=auth, timeout=10)).ok and r.json(), 60)
+                              lambda: (r := HTTP.get(f"{url}healthz", headers=auth, timeout=10)).ok and r.json(), 60)
         hub.track()
         assert health == {"ok": True, "app": "lab4 stand-in"}
-        r = requests.post(f"{url}v1/predict", data=b"x" * 1000, headers=auth, timeout=30)
+        r = HTTP.post(f"{url}v1/predict", data=b"x" * 1000, headers=auth, timeout=30)
         assert r.ok and r.json() == {"text": "stand-in", "received_bytes": 1000}
-        anonymous = requests.get(f"{url}healthz", allow_redirects=False, timeout=10)
+        anonymous = loopback_session().get(f"{url}healthz", allow_redirects=False, timeout=10)
         assert anonymous.status_code in (302, 401, 403), "the proxy must not serve the app without the student's login"
         assert run_cell(ws, "app_server.terminate(); print(app_server.wait(15))").strip() in ("0", "-15")
     finally:
         ws.close()
-    assert requests.delete(f"{server}/api/kernels/{kernel}", headers=auth, timeout=30).status_code == 204
+    assert HTTP.delete(f"{server}/api/kernels/{kernel}", headers=auth, timeout=30).status_code == 204
 
     # stop the server through the hub
     assert hub.api("DELETE", f"/users/{STUDENT}/server", token=token).status_code in (202, 204)
