@@ -6,7 +6,7 @@ __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_V
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
            'save_arrays', 'load_arrays', 'texts_array', 'relative_path', 'lines_dataset']
 
-# %% ../../solutions/lab3/01_lines.ipynb #00108e11
+# %% ../../solutions/lab3/01_lines.ipynb #04b58238
 import os, re, tempfile, zipfile, zlib
 from functools import lru_cache
 from pathlib import Path
@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from .glyphs import char_bank, font_report, handwriting_fonts
-from .metadata import BLANK_INDEX, CHARSET, CHAR_TO_INDEX, data_dir, encode
+from .glyphs import LINE_BASELINE, LINE_CAP, char_bank, font_report, handwriting_fonts
+from .metadata import BLANK_INDEX, CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, encode
 
-# %% ../../solutions/lab3/01_lines.ipynb #0a9b463b
+# %% ../../solutions/lab3/01_lines.ipynb #ba5a16b7
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 _STRAIGHTEN = str.maketrans({"`": "'", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                              "\u2013": "-", "\u2014": "-", "\t": " "})
@@ -45,7 +45,7 @@ def split_sentences(fortune: str) -> list[str]:
             out.append(s)
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #e83fdf3d
+# %% ../../solutions/lab3/01_lines.ipynb #cd3a0a07
 TEXT_SPLITS = ("train", "val", "test")
 
 def text_split(sentence: str) -> str:
@@ -73,7 +73,7 @@ def load_sentences(split: str | None = None, folder: Path = FORTUNE_DIR) -> list
         raise ValueError(f"split={split!r}; use one of {', '.join(TEXT_SPLITS)} (or None for all)")
     return [s for s in sentences if text_split(s) == split]
 
-# %% ../../solutions/lab3/01_lines.ipynb #c5082e9e
+# %% ../../solutions/lab3/01_lines.ipynb #eb8857a1
 @lru_cache(maxsize=4)
 def split_words(split: str) -> tuple[str, ...]:
     "The words of the split's sentences, in corpus order: one long stream of text."
@@ -95,7 +95,7 @@ def sample_texts(n: int, split: str = "train", max_length: int = 32, rng=None) -
         texts.append(text)
     return texts
 
-# %% ../../solutions/lab3/01_lines.ipynb #6e5f243d
+# %% ../../solutions/lab3/01_lines.ipynb #a794d2d7
 LINE_HEIGHT = 28
 
 def line_width(max_length: int = 32) -> int:
@@ -123,19 +123,16 @@ def _missing_chars(codes: np.ndarray, bank: dict) -> str:
     missing = sorted({CHARSET[c] for c in np.unique(codes) if c != 1 and bank["count"][c] == 0})
     return "".join(missing)
 
-# %% ../../solutions/lab3/01_lines.ipynb #30837c38
+# %% ../../solutions/lab3/01_lines.ipynb #a98ef4ac
 _TALL = (1.0, 1.1, 0.0)  # height, max width, bottom above the baseline (negative: below), in capital heights
-GLYPH_LAYOUT = {**{c: _TALL for c in CHARSET[2:]},
+GLYPH_LAYOUT = {**{c: _TALL for c in EMNIST_CLASSES},
                 **{c: (0.62, 1.1, 0.0) for c in "acemnorsuvwxz"},
                 **{c: (0.92, 1.0, -0.3) for c in "gpqy"},
-                "i": (0.85, 0.5, 0.0), "j": (1.15, 0.8, -0.3), "t": (0.85, 0.8, 0.0), "f": (1.05, 0.8, 0.0),
-                ".": (0.12, 0.15, 0.0), ",": (0.28, 0.2, -0.14), ":": (0.5, 0.2, 0.0), ";": (0.62, 0.25, -0.14),
-                "'": (0.3, 0.15, 0.7), '"': (0.3, 0.35, 0.7), "-": (0.12, 0.5, 0.3), "+": (0.55, 0.55, 0.1),
-                "*": (0.45, 0.45, 0.55), "(": (1.25, 0.4, -0.15), ")": (1.25, 0.4, -0.15), "/": (1.1, 0.7, -0.05),
-                "!": (1.0, 0.35, 0.0), "?": (1.0, 0.7, 0.0)}
+                "i": (0.85, 0.5, 0.0), "j": (1.15, 0.8, -0.3), "t": (0.85, 0.8, 0.0), "f": (1.05, 0.8, 0.0)}
+_IN_LINE_LAYOUT = np.array([c in PUNCTUATION for c in CHARSET])
 _LAYOUT = np.array([GLYPH_LAYOUT.get(c, _TALL) for c in CHARSET], np.float32)
 
-# %% ../../solutions/lab3/01_lines.ipynb #f24c1e86
+# %% ../../solutions/lab3/01_lines.ipynb #138dd17c
 _WIN_H, _WIN_W, _MARGIN = LINE_HEIGHT, LINE_HEIGHT + 12, 6  # a slanted glyph's window: 6 px spare on each side
 
 def _bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -187,7 +184,8 @@ def draw_lines(texts: list[str], split: str = "train", width: int | None = None,
         h_box, w_box, bottom = _LAYOUT[codes].T
         x0, y0, x1, y1 = bank["box"][pick].T
         ink_w, ink_h = np.maximum(x1 - x0, 1), np.maximum(y1 - y0, 1)
-        scale = np.minimum(h_box * H / ink_h, w_box * H / ink_w) * rng.uniform(0.9, 1.1, m)
+        in_line = _IN_LINE_LAYOUT[codes]
+        scale = np.where(in_line, H / LINE_CAP, np.minimum(h_box * H / ink_h, w_box * H / ink_w)) * rng.uniform(0.9, 1.1, m)
         gw = np.clip(np.round(ink_w * scale), 1, LINE_HEIGHT).astype(np.int64)
         gh = np.clip(np.round(ink_h * scale), 1, LINE_HEIGHT).astype(np.int64)
         pad = 0.12 * H
@@ -203,7 +201,8 @@ def draw_lines(texts: list[str], split: str = "train", width: int | None = None,
     if realism:
         baseline = (LINE_HEIGHT - 1.3 * H) / 2 + H
         drift = rng.uniform(-0.006, 0.006, n)[line_of]
-        y = np.round(baseline - bottom * H - gh + drift * x + rng.uniform(-1, 1, m)).astype(np.int64)
+        below = np.where(in_line, (y1 - LINE_BASELINE) * scale, -bottom * H)  # px of the glyph below the baseline
+        y = np.round(baseline + below - gh + drift * x + rng.uniform(-1, 1, m)).astype(np.int64)
         y = np.clip(y, 0, LINE_HEIGHT - gh)
     else:
         y = np.zeros(m, np.int64)
@@ -235,7 +234,7 @@ def _fit_width(canvas: np.ndarray, width: int) -> np.ndarray:
         out[i] = np.asarray(Image.fromarray(canvas[i, :, :used[-1] + 2]).resize((width, canvas.shape[1]), Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #ed34b830
+# %% ../../solutions/lab3/01_lines.ipynb #6da3b1eb
 def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     "`a` (n, h, w) shifted down by `dy` and right by `dx` pixels, zero filled."
     out = np.zeros_like(a)
@@ -268,7 +267,7 @@ def slant(lines: np.ndarray, rng=None, amount=(-0.15, 0.4)) -> np.ndarray:
                                                                  Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #07a08e7a
+# %% ../../solutions/lab3/01_lines.ipynb #7d21e30c
 _FONT_PX = 40  # render size (about twice the final size); the result is scaled down to the line height
 
 @lru_cache(maxsize=64)
@@ -319,7 +318,7 @@ def draw_font_lines(texts: list[str], split: str = "train", width: int | None = 
         canvas[i, :, x:x + strip.shape[1]] = strip
     return pen(slant(canvas, rng), rng, thick=0.15, thin=0.1)
 
-# %% ../../solutions/lab3/01_lines.ipynb #f9c9447e
+# %% ../../solutions/lab3/01_lines.ipynb #db379d2b
 def encode_labels(texts: list[str], max_length: int) -> np.ndarray:
     "int32 (n, max_length): each text's CHARSET indices, padded with the blank (0)."
     labels = np.full((len(texts), max_length), BLANK_INDEX, np.int32)
@@ -347,8 +346,8 @@ def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, reali
         images[fonted] = draw_font_lines([t for t, f in zip(texts, fonted) if f], split, width, rng)
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
 
-# %% ../../solutions/lab3/01_lines.ipynb #01dacd90
-LINES_VERSION = 1  # bump when the generator changes, so that old caches are not used
+# %% ../../solutions/lab3/01_lines.ipynb #8281cb0d
+LINES_VERSION = 2  # bump when the generator changes, so that old caches are not used
 
 def save_arrays(path: Path, **arrays) -> None:
     "Write `arrays` to `path` atomically (temporary file in the same folder, then rename)."
