@@ -285,6 +285,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'text_recognizer.lines._missing_chars': ( 'lab3/lines.html#_missing_chars',
                                                                                  'text_recognizer/lines.py'),
                                        'text_recognizer.lines._shift': ('lab3/lines.html#_shift', 'text_recognizer/lines.py'),
+                                       'text_recognizer.lines.bank_tag': ('lab3/lines.html#bank_tag', 'text_recognizer/lines.py'),
                                        'text_recognizer.lines.corpus_files': ('lab3/lines.html#corpus_files', 'text_recognizer/lines.py'),
                                        'text_recognizer.lines.draw_font_lines': ( 'lab3/lines.html#draw_font_lines',
                                                                                   'text_recognizer/lines.py'),

@@ -4,9 +4,9 @@
 __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_VERSION', 'CHUNK', 'corpus_files',
            'split_sentences', 'text_split', 'load_sentences', 'split_words', 'sample_texts', 'line_width', 'glyph_bank',
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
-           'save_arrays', 'load_arrays', 'texts_array', 'relative_path', 'lines_dataset']
+           'save_arrays', 'load_arrays', 'texts_array', 'bank_tag', 'relative_path', 'lines_dataset']
 
-# %% ../../solutions/lab3/01_lines.ipynb #04b58238
+# %% ../../solutions/lab3/01_lines.ipynb #1fbd6082
 import os, re, tempfile, zipfile, zlib
 from functools import lru_cache
 from pathlib import Path
@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from .glyphs import LINE_BASELINE, LINE_CAP, char_bank, font_report, handwriting_fonts
+from .glyphs import BANK_VERSION, LINE_BASELINE, LINE_CAP, char_bank, font_report, handwriting_fonts
 from .metadata import BLANK_INDEX, CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, encode
 
-# %% ../../solutions/lab3/01_lines.ipynb #ba5a16b7
+# %% ../../solutions/lab3/01_lines.ipynb #446060e3
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 _STRAIGHTEN = str.maketrans({"`": "'", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                              "\u2013": "-", "\u2014": "-", "\t": " "})
@@ -45,7 +45,7 @@ def split_sentences(fortune: str) -> list[str]:
             out.append(s)
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #cd3a0a07
+# %% ../../solutions/lab3/01_lines.ipynb #07cc131e
 TEXT_SPLITS = ("train", "val", "test")
 
 def text_split(sentence: str) -> str:
@@ -73,7 +73,7 @@ def load_sentences(split: str | None = None, folder: Path = FORTUNE_DIR) -> list
         raise ValueError(f"split={split!r}; use one of {', '.join(TEXT_SPLITS)} (or None for all)")
     return [s for s in sentences if text_split(s) == split]
 
-# %% ../../solutions/lab3/01_lines.ipynb #eb8857a1
+# %% ../../solutions/lab3/01_lines.ipynb #18fbf032
 @lru_cache(maxsize=4)
 def split_words(split: str) -> tuple[str, ...]:
     "The words of the split's sentences, in corpus order: one long stream of text."
@@ -95,7 +95,7 @@ def sample_texts(n: int, split: str = "train", max_length: int = 32, rng=None) -
         texts.append(text)
     return texts
 
-# %% ../../solutions/lab3/01_lines.ipynb #a794d2d7
+# %% ../../solutions/lab3/01_lines.ipynb #00ee7973
 LINE_HEIGHT = 28
 
 def line_width(max_length: int = 32) -> int:
@@ -123,7 +123,7 @@ def _missing_chars(codes: np.ndarray, bank: dict) -> str:
     missing = sorted({CHARSET[c] for c in np.unique(codes) if c != 1 and bank["count"][c] == 0})
     return "".join(missing)
 
-# %% ../../solutions/lab3/01_lines.ipynb #a98ef4ac
+# %% ../../solutions/lab3/01_lines.ipynb #a6cde4d9
 _TALL = (1.0, 1.1, 0.0)  # height, max width, bottom above the baseline (negative: below), in capital heights
 GLYPH_LAYOUT = {**{c: _TALL for c in EMNIST_CLASSES},
                 **{c: (0.62, 1.1, 0.0) for c in "acemnorsuvwxz"},
@@ -132,7 +132,7 @@ GLYPH_LAYOUT = {**{c: _TALL for c in EMNIST_CLASSES},
 _IN_LINE_LAYOUT = np.array([c in PUNCTUATION for c in CHARSET])
 _LAYOUT = np.array([GLYPH_LAYOUT.get(c, _TALL) for c in CHARSET], np.float32)
 
-# %% ../../solutions/lab3/01_lines.ipynb #138dd17c
+# %% ../../solutions/lab3/01_lines.ipynb #716d34ca
 _WIN_H, _WIN_W, _MARGIN = LINE_HEIGHT, LINE_HEIGHT + 12, 6  # a slanted glyph's window: 6 px spare on each side
 
 def _bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -234,7 +234,7 @@ def _fit_width(canvas: np.ndarray, width: int) -> np.ndarray:
         out[i] = np.asarray(Image.fromarray(canvas[i, :, :used[-1] + 2]).resize((width, canvas.shape[1]), Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #6da3b1eb
+# %% ../../solutions/lab3/01_lines.ipynb #aa977f4b
 def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     "`a` (n, h, w) shifted down by `dy` and right by `dx` pixels, zero filled."
     out = np.zeros_like(a)
@@ -267,7 +267,7 @@ def slant(lines: np.ndarray, rng=None, amount=(-0.15, 0.4)) -> np.ndarray:
                                                                  Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #7d21e30c
+# %% ../../solutions/lab3/01_lines.ipynb #e2ef2702
 _FONT_PX = 40  # render size (about twice the final size); the result is scaled down to the line height
 
 @lru_cache(maxsize=64)
@@ -318,7 +318,7 @@ def draw_font_lines(texts: list[str], split: str = "train", width: int | None = 
         canvas[i, :, x:x + strip.shape[1]] = strip
     return pen(slant(canvas, rng), rng, thick=0.15, thin=0.1)
 
-# %% ../../solutions/lab3/01_lines.ipynb #db379d2b
+# %% ../../solutions/lab3/01_lines.ipynb #8498fe2b
 def encode_labels(texts: list[str], max_length: int) -> np.ndarray:
     "int32 (n, max_length): each text's CHARSET indices, padded with the blank (0)."
     labels = np.full((len(texts), max_length), BLANK_INDEX, np.int32)
@@ -346,7 +346,7 @@ def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, reali
         images[fonted] = draw_font_lines([t for t, f in zip(texts, fonted) if f], split, width, rng)
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
 
-# %% ../../solutions/lab3/01_lines.ipynb #8281cb0d
+# %% ../../solutions/lab3/01_lines.ipynb #22dc784b
 LINES_VERSION = 2  # bump when the generator changes, so that old caches are not used
 
 def save_arrays(path: Path, **arrays) -> None:
@@ -374,6 +374,10 @@ def texts_array(texts: list[str]) -> np.ndarray:
     "Texts as a numpy unicode array (what `np.savez` stores without pickling)."
     return np.array(texts, dtype=f"<U{max(map(len, texts), default=1)}")
 
+def bank_tag(split: str) -> str:
+    "A short tag of the glyph bank a dataset was drawn from (its version and size), part of cache file names."
+    return f"bank{BANK_VERSION}x{len(glyph_bank(split)['glyphs'])}"
+
 def relative_path(path: Path) -> str:
     "`path` relative to the project root when it is inside it, for messages."
     try:
@@ -386,7 +390,8 @@ CHUNK = 1000  # lines per generation step; chunk i is seeded with (seed, i)
 def lines_dataset(split: str = "train", n: int = 10_000, max_length: int = 32, seed=0, font_rate: float = 0.2,
                   realism: bool = True, cache: bool = True, cache_dir: Path | None = None) -> dict:
     "`n` lines like `make_lines`, generated in chunks with a progress bar and cached in `cache_dir` (`data/processed/`)."
-    name = f"lines-v{LINES_VERSION}-{split}-n{n}-len{max_length}-seed{seed}-font{font_rate:g}-real{int(realism)}.npz"
+    name = (f"lines-v{LINES_VERSION}-{bank_tag(split)}-{split}-n{n}-len{max_length}-seed{seed}-font{font_rate:g}"
+            f"-real{int(realism)}.npz")
     path = Path(cache_dir or data_dir() / "processed") / name
     check = lambda a: (a["images"].shape == (n, LINE_HEIGHT, line_width(max_length))
                        and a["labels"].shape == (n, max_length) and len(a["texts"]) == n)
