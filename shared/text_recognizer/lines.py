@@ -6,7 +6,7 @@ __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_V
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
            'save_arrays', 'load_arrays', 'texts_array', 'bank_tag', 'relative_path', 'lines_dataset']
 
-# %% ../../solutions/lab3/01_lines.ipynb #1fbd6082
+# %% ../../solutions/lab3/01_lines.ipynb #a44f6a90
 import os, re, tempfile, zipfile, zlib
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .glyphs import BANK_VERSION, LINE_BASELINE, LINE_CAP, char_bank, font_report, handwriting_fonts
 from .metadata import BLANK_INDEX, CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, encode
 
-# %% ../../solutions/lab3/01_lines.ipynb #446060e3
+# %% ../../solutions/lab3/01_lines.ipynb #ab627777
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 _STRAIGHTEN = str.maketrans({"`": "'", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                              "\u2013": "-", "\u2014": "-", "\t": " "})
@@ -45,7 +45,7 @@ def split_sentences(fortune: str) -> list[str]:
             out.append(s)
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #07cc131e
+# %% ../../solutions/lab3/01_lines.ipynb #89c4060c
 TEXT_SPLITS = ("train", "val", "test")
 
 def text_split(sentence: str) -> str:
@@ -73,7 +73,7 @@ def load_sentences(split: str | None = None, folder: Path = FORTUNE_DIR) -> list
         raise ValueError(f"split={split!r}; use one of {', '.join(TEXT_SPLITS)} (or None for all)")
     return [s for s in sentences if text_split(s) == split]
 
-# %% ../../solutions/lab3/01_lines.ipynb #18fbf032
+# %% ../../solutions/lab3/01_lines.ipynb #4f8e4d89
 @lru_cache(maxsize=4)
 def split_words(split: str) -> tuple[str, ...]:
     "The words of the split's sentences, in corpus order: one long stream of text."
@@ -95,7 +95,7 @@ def sample_texts(n: int, split: str = "train", max_length: int = 32, rng=None) -
         texts.append(text)
     return texts
 
-# %% ../../solutions/lab3/01_lines.ipynb #00ee7973
+# %% ../../solutions/lab3/01_lines.ipynb #495cc2b2
 LINE_HEIGHT = 28
 
 def line_width(max_length: int = 32) -> int:
@@ -123,7 +123,7 @@ def _missing_chars(codes: np.ndarray, bank: dict) -> str:
     missing = sorted({CHARSET[c] for c in np.unique(codes) if c != 1 and bank["count"][c] == 0})
     return "".join(missing)
 
-# %% ../../solutions/lab3/01_lines.ipynb #a6cde4d9
+# %% ../../solutions/lab3/01_lines.ipynb #6a04d25d
 _TALL = (1.0, 1.1, 0.0)  # height, max width, bottom above the baseline (negative: below), in capital heights
 GLYPH_LAYOUT = {**{c: _TALL for c in EMNIST_CLASSES},
                 **{c: (0.62, 1.1, 0.0) for c in "acemnorsuvwxz"},
@@ -132,7 +132,7 @@ GLYPH_LAYOUT = {**{c: _TALL for c in EMNIST_CLASSES},
 _IN_LINE_LAYOUT = np.array([c in PUNCTUATION for c in CHARSET])
 _LAYOUT = np.array([GLYPH_LAYOUT.get(c, _TALL) for c in CHARSET], np.float32)
 
-# %% ../../solutions/lab3/01_lines.ipynb #716d34ca
+# %% ../../solutions/lab3/01_lines.ipynb #e8db9b35
 _WIN_H, _WIN_W, _MARGIN = LINE_HEIGHT, LINE_HEIGHT + 12, 6  # a slanted glyph's window: 6 px spare on each side
 
 def _bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -234,7 +234,7 @@ def _fit_width(canvas: np.ndarray, width: int) -> np.ndarray:
         out[i] = np.asarray(Image.fromarray(canvas[i, :, :used[-1] + 2]).resize((width, canvas.shape[1]), Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #aa977f4b
+# %% ../../solutions/lab3/01_lines.ipynb #24543691
 def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     "`a` (n, h, w) shifted down by `dy` and right by `dx` pixels, zero filled."
     out = np.zeros_like(a)
@@ -267,7 +267,7 @@ def slant(lines: np.ndarray, rng=None, amount=(-0.15, 0.4)) -> np.ndarray:
                                                                  Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #e2ef2702
+# %% ../../solutions/lab3/01_lines.ipynb #ad2701b4
 _FONT_PX = 40  # render size (about twice the final size); the result is scaled down to the line height
 
 @lru_cache(maxsize=64)
@@ -275,7 +275,7 @@ def _font(path: str, size: int = _FONT_PX) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size)
 
 def render_font_text(text: str, font_path, rng=None, height: int = LINE_HEIGHT) -> np.ndarray:
-    "One phrase in one font: uint8 (height, w), light on black, capital height 13-19 px, on the EMNIST baseline."
+    "One phrase in one font: uint8 (height, w), light on black, capital height 15-20 px, on the EMNIST baseline."
     rng = np.random.default_rng(rng)
     font = _font(str(font_path))
     ascent, descent = font.getmetrics()
@@ -285,7 +285,7 @@ def render_font_text(text: str, font_path, rng=None, height: int = LINE_HEIGHT) 
     im = Image.new("L", (w, ascent + descent + 2 * stroke + 8))
     ImageDraw.Draw(im).text((_FONT_PX, 4 + stroke), text, fill=255, font=font, stroke_width=stroke,
                             stroke_fill=255)
-    H = rng.uniform(13, 19)
+    H = rng.uniform(15, 20)
     s = H / cap
     sx = s * rng.uniform(0.85, 1.15)
     small = im.resize((max(1, round(w * sx)), max(1, round(im.height * s))), Image.LANCZOS)
@@ -312,13 +312,13 @@ def draw_font_lines(texts: list[str], split: str = "train", width: int | None = 
         if not usable:
             raise ValueError(f"no {split} handwriting font has every character of {text!r}")
         strip = render_font_text(text, usable[rng.integers(len(usable))], rng)
-        x = int(rng.integers(1, 5))
+        x = int(rng.integers(3, 7))
         if x + strip.shape[1] > width:  # too long for the canvas: squeeze it in
             strip = np.asarray(Image.fromarray(strip).resize((width - x, LINE_HEIGHT), Image.BILINEAR))
         canvas[i, :, x:x + strip.shape[1]] = strip
     return pen(slant(canvas, rng), rng, thick=0.15, thin=0.1)
 
-# %% ../../solutions/lab3/01_lines.ipynb #8498fe2b
+# %% ../../solutions/lab3/01_lines.ipynb #9a8bcc11
 def encode_labels(texts: list[str], max_length: int) -> np.ndarray:
     "int32 (n, max_length): each text's CHARSET indices, padded with the blank (0)."
     labels = np.full((len(texts), max_length), BLANK_INDEX, np.int32)
@@ -346,8 +346,8 @@ def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, reali
         images[fonted] = draw_font_lines([t for t, f in zip(texts, fonted) if f], split, width, rng)
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
 
-# %% ../../solutions/lab3/01_lines.ipynb #22dc784b
-LINES_VERSION = 2  # bump when the generator changes, so that old caches are not used
+# %% ../../solutions/lab3/01_lines.ipynb #6f41d6c5
+LINES_VERSION = 3  # bump when the generator changes, so that old caches are not used
 
 def save_arrays(path: Path, **arrays) -> None:
     "Write `arrays` to `path` atomically (temporary file in the same folder, then rename)."
