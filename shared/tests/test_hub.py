@@ -334,6 +334,7 @@ def test_class_config_native_signup_approval_login(tmp_path):
         assert logs_in(student, "ada", "Lovelace-1815!")
         home = student.get(f"{hub.url}/hub/home", allow_redirects=False, timeout=30)
         assert home.status_code == 200 and "ada" in home.text
+        assert "not recognized" not in hub.log_path.read_text(), "a config option JupyterHub does not know"
 
 
 def run_cell(ws, code: str, timeout: float = 120) -> str:
@@ -477,4 +478,5 @@ print(app_server.stdout.readline().strip())
     assert hub.api("DELETE", f"/users/{STUDENT}/server", token=token).status_code in (202, 204)
     hub.wait_for("the server to stop",
                  lambda: "" not in hub.api("GET", f"/users/{STUDENT}", token=token).json()["servers"], 60)
+    assert "not recognized" not in hub.log_path.read_text(), "a config option JupyterHub does not know"
     print(f"smoke test body: {time.monotonic() - t0:.1f}s")
