@@ -123,9 +123,38 @@ def test_test_config_is_loopback_and_dummy(tmp_path):
     assert os.access(c.Spawner.cmd[0], os.X_OK)
 
 
+# Keys of the Zero-to-JupyterHub chart (its values.yaml and configuration reference) for the sections we set.
+CHART_KEYS = {
+    "": {"hub", "proxy", "singleuser", "scheduling", "prePuller", "cull", "ingress", "debug", "rbac", "global"},
+    "hub": {"config", "extraConfig", "extraEnv", "image", "resources", "db", "loadRoles", "services", "templatePaths",
+            "templateVars", "concurrentSpawnLimit", "activeServerLimit", "allowNamedServers", "nodeSelector"},
+    "proxy": {"https", "service", "chp", "traefik", "secretToken"},
+    "proxy.https": {"enabled", "type", "hosts", "letsencrypt", "manual", "secret"},
+    "proxy.https.letsencrypt": {"contactEmail", "acmeServer"},
+    "singleuser": {"image", "cmd", "defaultUrl", "startTimeout", "uid", "fsGid", "storage", "extraEnv", "memory",
+                   "cpu", "extraResource", "profileList", "lifecycleHooks", "nodeSelector", "extraTolerations",
+                   "networkPolicy", "initContainers", "extraFiles"},
+    "singleuser.image": {"name", "tag", "pullPolicy", "pullSecrets"},
+    "singleuser.memory": {"limit", "guarantee"},
+    "singleuser.cpu": {"limit", "guarantee"},
+    "singleuser.storage": {"type", "capacity", "homeMountPath", "dynamic", "static", "extraVolumes",
+                           "extraVolumeMounts", "extraLabels"},
+    "scheduling": {"userScheduler", "podPriority", "userPlaceholder", "corePods", "userPods"},
+    "scheduling.userScheduler": {"enabled", "replicas", "resources"},
+    "prePuller": {"hook", "continuous", "pullProfileListImages", "extraImages"},
+    "prePuller.hook": {"enabled", "pullOnlyOnChanges"},
+    "prePuller.continuous": {"enabled"},
+    "cull": {"enabled", "users", "adminUsers", "removeNamedServers", "timeout", "every", "concurrency", "maxAge"},
+}
+
+
 def test_helm_values_use_documented_chart_keys():
     values = yaml.safe_load((HUB_DIR / "values.yaml").read_text())
-    assert set(values) <= {"hub", "proxy", "singleuser", "scheduling", "prePuller", "cull", "ingress", "debug"}
+    for path, keys in CHART_KEYS.items():
+        section = values
+        for part in filter(None, path.split(".")):
+            section = section.get(part, {})
+        assert set(section) <= keys, f"{path or 'top level'}: unknown chart keys {sorted(set(section) - keys)}"
     auth = values["hub"]["config"]["JupyterHub"]["authenticator_class"]
     assert auth in {"nativeauthenticator.NativeAuthenticator", "native", "github", "generic-oauth"}
     assert values["hub"]["config"]["NativeAuthenticator"]["open_signup"] is False
