@@ -6,7 +6,7 @@ __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_V
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
            'save_arrays', 'load_arrays', 'texts_array', 'bank_tag', 'relative_path', 'lines_dataset']
 
-# %% ../../solutions/lab3/01_lines.ipynb #c81ff10f
+# %% ../../solutions/lab3/01_lines.ipynb #4b12cdab
 import os, re, tempfile, zipfile, zlib
 from functools import lru_cache
 from pathlib import Path
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from .glyphs import BANK_VERSION, LINE_BASELINE, LINE_CAP, char_bank, font_report, handwriting_fonts
 from .metadata import BLANK_INDEX, CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, encode
 
-# %% ../../solutions/lab3/01_lines.ipynb #63e80ccd
+# %% ../../solutions/lab3/01_lines.ipynb #c031ae3c
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
 _STRAIGHTEN = str.maketrans({"`": "'", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
                              "\u2013": "-", "\u2014": "-", "\t": " "})
@@ -45,7 +45,7 @@ def split_sentences(fortune: str) -> list[str]:
             out.append(s)
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #b9ad8297
+# %% ../../solutions/lab3/01_lines.ipynb #3b4720b5
 TEXT_SPLITS = ("train", "val", "test")
 
 def text_split(sentence: str) -> str:
@@ -55,7 +55,7 @@ def text_split(sentence: str) -> str:
     return "test" if r == 0 else "val" if r == 1 else "train"
     ### END SOLUTION
 
-# %% ../../solutions/lab3/01_lines.ipynb #65147573
+# %% ../../solutions/lab3/01_lines.ipynb #ea2abe88
 @lru_cache(maxsize=4)
 def _all_sentences(folder: Path) -> tuple[str, ...]:
     "Every clean sentence of every fortune file in `folder`, de-duplicated."
@@ -75,7 +75,7 @@ def load_sentences(split: str | None = None, folder: Path = FORTUNE_DIR) -> list
         raise ValueError(f"split={split!r}; use one of {', '.join(TEXT_SPLITS)} (or None for all)")
     return [s for s in sentences if text_split(s) == split]
 
-# %% ../../solutions/lab3/01_lines.ipynb #c16d3235
+# %% ../../solutions/lab3/01_lines.ipynb #c59962d3
 @lru_cache(maxsize=4)
 def split_words(split: str) -> tuple[str, ...]:
     "The words of the split's sentences, in corpus order: one long stream of text."
@@ -97,7 +97,7 @@ def sample_texts(n: int, split: str = "train", max_length: int = 32, rng=None) -
         texts.append(text)
     return texts
 
-# %% ../../solutions/lab3/01_lines.ipynb #02d47b65
+# %% ../../solutions/lab3/01_lines.ipynb #33c14abe
 LINE_HEIGHT = 28
 
 def line_width(max_length: int = 32) -> int:
@@ -125,7 +125,7 @@ def _missing_chars(codes: np.ndarray, bank: dict) -> str:
     missing = sorted({CHARSET[c] for c in np.unique(codes) if c != 1 and bank["count"][c] == 0})
     return "".join(missing)
 
-# %% ../../solutions/lab3/01_lines.ipynb #666b6416
+# %% ../../solutions/lab3/01_lines.ipynb #70477d40
 _TALL = (1.0, 1.1, 0.0)  # height, max width, bottom above the baseline (negative: below), in capital heights
 GLYPH_LAYOUT = {**{c: _TALL for c in EMNIST_CLASSES},
                 **{c: (0.62, 1.1, 0.0) for c in "acemnorsuvwxz"},
@@ -134,7 +134,7 @@ GLYPH_LAYOUT = {**{c: _TALL for c in EMNIST_CLASSES},
 _IN_LINE_LAYOUT = np.array([c in PUNCTUATION for c in CHARSET])
 _LAYOUT = np.array([GLYPH_LAYOUT.get(c, _TALL) for c in CHARSET], np.float32)
 
-# %% ../../solutions/lab3/01_lines.ipynb #d7ca60a5
+# %% ../../solutions/lab3/01_lines.ipynb #7071f216
 _WIN_H, _WIN_W, _MARGIN = LINE_HEIGHT, LINE_HEIGHT + 12, 6  # a slanted glyph's window: 6 px spare on each side
 
 def _bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -236,7 +236,7 @@ def _fit_width(canvas: np.ndarray, width: int) -> np.ndarray:
         out[i] = np.asarray(Image.fromarray(canvas[i, :, :used[-1] + 2]).resize((width, canvas.shape[1]), Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #cfef93ad
+# %% ../../solutions/lab3/01_lines.ipynb #3eb72515
 def _shift(a: np.ndarray, dy: int, dx: int) -> np.ndarray:
     "`a` (n, h, w) shifted down by `dy` and right by `dx` pixels, zero filled."
     out = np.zeros_like(a)
@@ -269,7 +269,7 @@ def slant(lines: np.ndarray, rng=None, amount=(-0.15, 0.4)) -> np.ndarray:
                                                                  Image.BILINEAR))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #c49cf716
+# %% ../../solutions/lab3/01_lines.ipynb #9752815c
 _FONT_PX = 40  # render size (about twice the final size); the result is scaled down to the line height
 
 @lru_cache(maxsize=64)
@@ -320,7 +320,7 @@ def draw_font_lines(texts: list[str], split: str = "train", width: int | None = 
         canvas[i, :, x:x + strip.shape[1]] = strip
     return pen(slant(canvas, rng), rng, thick=0.15, thin=0.1)
 
-# %% ../../solutions/lab3/01_lines.ipynb #f31f9b21
+# %% ../../solutions/lab3/01_lines.ipynb #c35172fe
 def encode_labels(texts: list[str], max_length: int) -> np.ndarray:
     "int32 (n, max_length): each text's CHARSET indices, padded with the blank (0)."
     labels = np.full((len(texts), max_length), BLANK_INDEX, np.int32)
@@ -332,7 +332,7 @@ def encode_labels(texts: list[str], max_length: int) -> np.ndarray:
         ### END SOLUTION
     return labels
 
-# %% ../../solutions/lab3/01_lines.ipynb #ad1e39bd
+# %% ../../solutions/lab3/01_lines.ipynb #83c6c950
 def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, realism: bool = True,
                font_rate: float = 0.0) -> dict:
     "`n` synthetic handwritten lines: dict(images uint8 (n, 28, W), texts, labels int32 (n, max_length))."
@@ -349,7 +349,7 @@ def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, reali
         images[fonted] = draw_font_lines([t for t, f in zip(texts, fonted) if f], split, width, rng)
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
 
-# %% ../../solutions/lab3/01_lines.ipynb #6664ee65
+# %% ../../solutions/lab3/01_lines.ipynb #e84ba83a
 LINES_VERSION = 3  # bump when the generator changes, so that old caches are not used
 
 def save_arrays(path: Path, **arrays) -> None:

@@ -4,7 +4,7 @@
 __all__ = ['PX_PER_CHAR', 'PARAGRAPHS_VERSION', 'CHUNK', 'wrap_paragraph', 'body_rows', 'layout_page', 'page_noise',
            'make_paragraphs', 'line_crops', 'paragraphs_dataset']
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #05d684be
+# %% ../../solutions/lab4/01_paragraphs.ipynb #d9348209
 import time
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from .lines import (LINE_HEIGHT, LINES_VERSION, bank_tag, draw_font_lines, draw_
                                    load_arrays, relative_path, save_arrays, split_words, texts_array)
 from .metadata import data_dir, lab_size
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #1254f266
+# %% ../../solutions/lab4/01_paragraphs.ipynb #f8e34a9d
 def wrap_paragraph(split: str, n_lines: int, line_chars: int, rng) -> list[str]:
     "`n_lines` lines of running text from a random place in the split's text, each at most `line_chars` long."
     words = split_words(split)
@@ -30,7 +30,7 @@ def wrap_paragraph(split: str, n_lines: int, line_chars: int, rng) -> list[str]:
         out.append(line)
     return out
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #162d174e
+# %% ../../solutions/lab4/01_paragraphs.ipynb #2150d2da
 PX_PER_CHAR = 12.5  # average advance of a character in a realistic 28-px line (measured in lines.ipynb)
 
 def _ink_columns(strip: np.ndarray) -> tuple[int, int]:
@@ -96,7 +96,7 @@ def layout_page(strips: list[np.ndarray], texts: list[str], height: int, width: 
         boxes.append([max(lo[0], 0), max(lo[1], 0), min(hi[0], width), min(hi[1], height)])
     return {"image": page, "mask": mask, "boxes": np.array(boxes, np.int64).reshape(-1, 4), "texts": kept}
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #58b9e3e8
+# %% ../../solutions/lab4/01_paragraphs.ipynb #ab0f9015
 def page_noise(pages: np.ndarray, rng, strength: float = 1.0) -> np.ndarray:
     "Uneven background, sensor noise and specks on uint8 pages (n, H, W), light ink on dark; vectorised."
     n, h, w = pages.shape
@@ -111,7 +111,7 @@ def page_noise(pages: np.ndarray, rng, strength: float = 1.0) -> np.ndarray:
     out[page, y, x] += rng.uniform(80, 200, k.sum())
     return np.clip(out, 0, 255).astype(np.uint8)
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #0427c096
+# %% ../../solutions/lab4/01_paragraphs.ipynb #cc14cd8b
 def make_paragraphs(n: int, split: str = "train", seed=0, height: int = 480, width: int = 640, max_lines: int = 8,
                     max_length: int = 32, font_rate: float = 0.0, noise: bool = True) -> dict:
     "`n` synthetic handwritten pages: dict(images, texts, boxes, masks); see the table at the top of the notebook."
@@ -147,7 +147,7 @@ def make_paragraphs(n: int, split: str = "train", seed=0, height: int = 480, wid
         images = page_noise(images, rng)
     return {"images": images, "texts": out_texts, "boxes": boxes, "masks": masks}
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #d138f869
+# %% ../../solutions/lab4/01_paragraphs.ipynb #c5fd028e
 def line_crops(image: np.ndarray, boxes, max_length: int = 32) -> np.ndarray:
     "Each box `[x0, y0, x1, y1]` of a page cut out and scaled to 28 px height: uint8 (k, 28, line_width(max_length))."
     width = line_width(max_length)
@@ -162,7 +162,7 @@ def line_crops(image: np.ndarray, boxes, max_length: int = 32) -> np.ndarray:
         ### END SOLUTION
     return out
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #8b66de21
+# %% ../../solutions/lab4/01_paragraphs.ipynb #9dd4a57d
 PARAGRAPHS_VERSION = 1  # bump when the generator changes, so that old caches are not used
 CHUNK = 200
 
