@@ -254,6 +254,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'text_recognizer/line_model.py'),
                                             'text_recognizer.line_model.lines_data': ( 'lab3/line_model.html#lines_data',
                                                                                        'text_recognizer/line_model.py'),
+                                            'text_recognizer.line_model.recalibrate_batch_norm': ( 'lab3/line_model.html#recalibrate_batch_norm',
+                                                                                                   'text_recognizer/line_model.py'),
                                             'text_recognizer.line_model.width_batches': ( 'lab3/line_model.html#width_batches',
                                                                                           'text_recognizer/line_model.py')},
             'text_recognizer.line_networks': { 'text_recognizer.line_networks.SlidingWindows': ( 'lab3/line_networks.html#slidingwindows',
