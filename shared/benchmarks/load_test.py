@@ -14,20 +14,17 @@ from pathlib import Path
 import numpy as np
 import psutil
 import requests
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-TEXT = ["The service reads a page", "of handwriting and answers", "with the text, line by line."]
 
 
-def paragraph_png(lines=TEXT) -> bytes:
-    "A page with a few lines of dark text on light paper, as PNG bytes."
-    font = ImageFont.load_default(size=40)
-    page = Image.new("L", (800, 80 + 70 * len(lines)), 255)
-    for i, line in enumerate(lines):
-        ImageDraw.Draw(page).text((40, 40 + 70 * i), line, fill=0, font=font)
+def paragraph_png(seed: int = 4, max_lines: int = 4) -> bytes:
+    "A held-out synthetic handwritten page (the lab4 paragraph generator), as PNG bytes."
+    from text_recognizer.paragraphs import make_paragraphs
+    page = make_paragraphs(1, split="test", seed=seed, max_lines=max_lines)["images"][0]
     buffer = io.BytesIO()
-    page.save(buffer, format="PNG")
+    Image.fromarray(page).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -43,10 +40,11 @@ def tree_rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 1e6
 
 
-def start_gunicorn(port: int, workers: int, log):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "shared"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def start_gunicorn(app: str, port: int, workers: int, log):
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT / "shared"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": pythonpath, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-               "--timeout", "120", "text_recognizer.service:create_app()"]
+               "--timeout", "120", app]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -56,9 +54,9 @@ def wait_until_up(url: str, server, seconds: float = 60):
         if server.poll() is not None:
             raise RuntimeError(f"gunicorn exited with code {server.returncode}; see its log")
         try:
-            if requests.get(url + "/healthz", timeout=1).ok:
+            if requests.get(url + "/healthz", timeout=5).ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.2)
     raise TimeoutError(f"the service did not answer {url}/healthz within {seconds} s")
 
@@ -96,7 +94,8 @@ def main():
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this long")
-    parser.add_argument("--image", type=Path, help="an image file to send (default: a generated 3-line page)")
+    parser.add_argument("--image", type=Path, help="an image file to send (default: a synthetic handwritten page)")
+    parser.add_argument("--app", default="text_recognizer.service:create_app()", help="the WSGI app for gunicorn")
     options = parser.parse_args()
 
     png = options.image.read_bytes() if options.image else paragraph_png()
@@ -104,7 +103,7 @@ def main():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="load_test_gunicorn_") as log:
-        server = start_gunicorn(port, options.workers, log)
+        server = start_gunicorn(options.app, port, options.workers, log)
         try:
             wait_until_up(url, server)
             idle_mb = tree_rss_mb(server.pid)
