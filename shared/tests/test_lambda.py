@@ -4,6 +4,7 @@ import base64, io, json
 
 import pytest
 from PIL import Image
+from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from text_recognizer import service
@@ -85,7 +86,8 @@ def test_http_api_event_with_a_base64_body(reference):
 
 
 def test_multipart_upload_and_raw_image_bodies(reference):
-    boundary, data = encode_multipart({"image": (io.BytesIO(PNG), "page.png")})
+    upload = FileStorage(io.BytesIO(PNG), filename="page.png", content_type="image/png")
+    boundary, data = encode_multipart({"image": upload})
     multipart = http_event(body=base64.b64encode(data).decode(), base64_body=True,
                            headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert check_prediction(lambda_handler(multipart, Context())) == reference

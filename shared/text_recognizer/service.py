@@ -5,7 +5,7 @@ __all__ = ['MAX_BODY_BYTES', 'MAX_IMAGE_PIXELS', 'IMAGE_FORMATS', 'SIGNATURES', 
            'decode_base64_image', 'image_from_json', 'request_image_bytes', 'decode_image', 'Metrics', 'create_app',
            'request_from_event', 'lambda_handler', 'start_dev_server']
 
-# %% ../../solutions/lab4/05_service.ipynb #531c53d6
+# %% ../../solutions/lab4/05_service.ipynb #dd809428
 import base64, binascii, io, json, logging, os, threading, time
 from collections import Counter, deque
 from pathlib import Path
@@ -20,7 +20,7 @@ from werkzeug.test import EnvironBuilder
 from .metadata import PACKAGE_DIR
 from .predict import read_image
 
-# %% ../../solutions/lab4/05_service.ipynb #46fc50b1
+# %% ../../solutions/lab4/05_service.ipynb #3017b539
 MAX_BODY_BYTES = 10 * 2**20        # 10 MiB: a 7 MB photo still fits after base64 (+33 %)
 MAX_IMAGE_PIXELS = 25_000_000      # 25 megapixels, e.g. 5000×5000
 IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
@@ -33,7 +33,7 @@ class InputError(ValueError):
         super().__init__(message)
         self.status = status
 
-# %% ../../solutions/lab4/05_service.ipynb #d7f840d7
+# %% ../../solutions/lab4/05_service.ipynb #aefe8be4
 def json_type(value) -> str:
     "The JSON name of a parsed JSON value's type, for error messages."
     names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
@@ -73,7 +73,7 @@ def image_from_json(payload) -> bytes:
         raise InputError(f"'image' must be a string (a data URL or base64), got a JSON {json_type(image)}")
     return decode_base64_image(image)
 
-# %% ../../solutions/lab4/05_service.ipynb #499d661f
+# %% ../../solutions/lab4/05_service.ipynb #f7d97d06
 def request_image_bytes(req) -> bytes:
     "The image bytes carried by a Flask request (JSON, multipart/form upload, or raw image body)."
     kind = req.mimetype
@@ -100,7 +100,7 @@ def request_image_bytes(req) -> bytes:
     raise InputError(f"unsupported content type {kind!r}: send application/json, multipart/form-data "
                      f"(field 'image') or the image bytes as image/png", 415)
 
-# %% ../../solutions/lab4/05_service.ipynb #226633cc
+# %% ../../solutions/lab4/05_service.ipynb #ce8b7746
 def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     "A 2-D uint8 grayscale array from image-file bytes, decoded by content; `InputError` for anything unreadable."
     if not data:
@@ -124,7 +124,7 @@ def decode_image(data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise InputError(f"the {image.format} image is truncated or corrupt: {e}") from None
 
-# %% ../../solutions/lab4/05_service.ipynb #8fc630f9
+# %% ../../solutions/lab4/05_service.ipynb #c87c5a74
 logger = logging.getLogger("text_recognizer.service")
 
 class Metrics:
@@ -158,7 +158,7 @@ class Metrics:
                     "mean_confidence": round(self.confidence_sum / self.lines, 4) if self.lines else None,
                     "latency_ms": percentiles | {"window": int(latencies.size)}}
 
-# %% ../../solutions/lab4/05_service.ipynb #27cf9caa
+# %% ../../solutions/lab4/05_service.ipynb #0e402c71
 def _jsonable_lines(lines) -> list[dict]:
     return [{"box": [int(v) for v in line["box"]], "text": str(line["text"]),
              "confidence": round(float(line["confidence"]), 4)} for line in lines]
@@ -257,7 +257,7 @@ def create_app(recognizer=None, *, max_body_bytes: int = MAX_BODY_BYTES, max_pix
 
     return app
 
-# %% ../../solutions/lab4/05_service.ipynb #dbcac7c8
+# %% ../../solutions/lab4/05_service.ipynb #46898a30
 _lambda_app = None
 
 def _gateway_response(status: int, body: str, headers: dict | None = None) -> dict:
@@ -303,7 +303,7 @@ def lambda_handler(event, context=None) -> dict:
     return {**_gateway_response(response.status_code, base64.b64encode(response.get_data()).decode(), headers),
             "isBase64Encoded": True}
 
-# %% ../../solutions/lab4/05_service.ipynb #3b6fbfb2
+# %% ../../solutions/lab4/05_service.ipynb #576ee920
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args):  # the app logs each request itself, as JSON
         pass
