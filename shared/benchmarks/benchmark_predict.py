@@ -1,0 +1,99 @@
+"""Time the compiled (onnxruntime) models against the Keras ones on this machine; prints a table, asserts nothing.
+
+    python shared/benchmarks/benchmark_predict.py [--repeats 30] [--pages 10] [--batch 16] [--threads 0]
+
+Rows: the line model's forward pass (batch 1 and a batch of lines), a whole line read (preprocessing + forward pass
++ beam search), the detector's forward pass on a page, and a whole page read by `ParagraphTextRecognizer`, once with
+the ONNX models and once with the same pipeline running the Keras models (compiled graphs: `predict_on_batch`).
+Figures: median (p50) and 95th percentile (p95) in milliseconds per call, and per line where a call holds several
+lines. A line read includes lab 3's beam search (width 10), which runs in Python and dominates it.
+"""
+import argparse, os, sys, time
+
+import numpy as np
+
+
+def percentiles(f, repeats: int) -> tuple[float, float]:
+    "p50 and p95 of `repeats` timed calls of `f` (after one warm-up call), in milliseconds."
+    f()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.percentile(times, 50)), 1e3 * float(np.percentile(times, 95))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=30, help="timed calls per row")
+    p.add_argument("--pages", type=int, default=10, help="test pages for the page rows")
+    p.add_argument("--batch", type=int, default=16, help="lines per batched call")
+    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    import keras
+    from text_recognizer.line_detector import LineDetectorModel
+    from text_recognizer.line_model import LineModel
+    from text_recognizer.line_predictor import LinePredictor, prepare_line
+    from text_recognizer.lines import make_lines
+    from text_recognizer.metadata import WEIGHTS_DIR
+    from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer
+    from text_recognizer.paragraphs import make_paragraphs
+    from text_recognizer.predict import OnnxModel
+
+    line_onnx = LinePredictor()
+    line_onnx.model = OnnxModel(line_onnx.model.path, threads=args.threads)
+    line_keras = LineModel.load("line_model")
+    detector_keras = LineDetectorModel.load("line_detector")
+    paragraph_onnx = ParagraphTextRecognizer(line_predictor=line_onnx)
+    paragraph_onnx.detector = OnnxModel(WEIGHTS_DIR / "line_detector.onnx", threads=args.threads)
+    paragraph_keras = ParagraphTextRecognizer(line_predictor=line_keras)
+    paragraph_keras.detector = lambda x: detector_keras.body_probs(x, 1)
+
+    lines = make_lines(args.batch, "test", seed=5)["images"]
+    prepared = [prepare_line(line) for line in lines]
+    width = max(p.shape[1] for p in prepared)
+    batch = np.zeros((len(prepared), 28, width), np.float32)
+    for i, p in enumerate(prepared):
+        batch[i, :, :p.shape[1]] = p / 255.0
+    one = batch[:1, :, :prepared[0].shape[1]]
+    pages = make_paragraphs(args.pages, "test", seed=6)["images"]
+    squeezed = detector_keras.inputs(pages[:1])
+    n_lines = sum(len(paragraph_onnx.detect(page)) for page in pages)
+
+    def page_loop(recognizer):
+        return lambda: [recognizer.predict(page) for page in pages]
+
+    rows = [  # (what, runtime, batch, lines per call, function)
+        ("line forward", "onnxruntime", 1, 1, lambda: line_onnx.model(one)),
+        ("line forward", "keras", 1, 1, lambda: line_keras.network.predict_on_batch(one)),
+        ("line forward", "onnxruntime", len(batch), len(batch), lambda: line_onnx.model(batch)),
+        ("line forward", "keras", len(batch), len(batch), lambda: line_keras.network.predict_on_batch(batch)),
+        ("line read (prepare+beam)", "onnxruntime", 1, 1, lambda: line_onnx.predict(lines[0])),
+        ("line read (prepare+beam)", "keras", 1, 1, lambda: line_keras.predict(lines[0])),
+        ("detector forward, page", "onnxruntime", 1, 0, lambda: paragraph_onnx.detector(squeezed)),
+        ("detector forward, page", "keras", 1, 0, lambda: detector_keras.network.predict_on_batch(squeezed)),
+        (f"{len(pages)} pages read", "onnxruntime", 1, n_lines, page_loop(paragraph_onnx)),
+        (f"{len(pages)} pages read", "keras", 1, n_lines, page_loop(paragraph_keras)),
+    ]
+    print(f"{os.cpu_count()} cores, onnxruntime threads={args.threads or 'all'}, keras {keras.__version__}, "
+          f"{args.repeats} repeats ({max(3, args.repeats // 5)} for whole pages); {n_lines} lines on the pages")
+    print(f"| {'what':26} | {'runtime':11} | batch | p50 ms | p95 ms | ms/line (p50) |")
+    print(f"|{'-' * 28}|{'-' * 13}|-------|--------|--------|---------------|")
+    p50s = {}
+    for what, runtime, size, per_call, f in rows:
+        repeats = max(3, args.repeats // 5) if "pages" in what else args.repeats
+        p50, p95 = percentiles(f, repeats)
+        p50s[what, runtime, size] = p50
+        per_line = f"{p50 / per_call:13.1f}" if per_call else " " * 13
+        print(f"| {what:26} | {runtime:11} | {size:5} | {p50:6.1f} | {p95:6.1f} | {per_line} |", flush=True)
+    print("speed-up of onnxruntime over keras (p50):", ", ".join(
+        f"{what} batch {size}: {p50s[what, 'keras', size] / p50s[what, 'onnxruntime', size]:.1f}×"
+        for what, runtime, size, _, _ in rows if runtime == "onnxruntime"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
