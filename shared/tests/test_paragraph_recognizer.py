@@ -1,0 +1,137 @@
+"ParagraphTextRecognizer: end to end on synthetic pages, bad inputs, compiled vs Keras, no TensorFlow in serving."
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import text_recognizer.paragraph_recognizer as pr
+from text_recognizer.ctc import character_error_rate
+from text_recognizer.metadata import CHARSET, WEIGHTS_DIR
+from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer, build_manifest, verify_manifest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def page():
+    from text_recognizer.paragraphs import make_paragraphs
+    pages = make_paragraphs(1, "test", seed=11, max_lines=4)
+    return pages["images"][0], pages["texts"][0], pages["boxes"][0]
+
+
+@pytest.fixture(scope="module")
+def recognizer():
+    return ParagraphTextRecognizer()
+
+
+def test_reads_a_page_in_either_polarity_and_any_input_form(page, recognizer, tmp_path):
+    image, truth, boxes = page
+    result = recognizer.predict(image)
+    assert set(result) == {"text", "lines"} and len(result["lines"]) == len(boxes)
+    assert result["text"] == "\n".join(line["text"] for line in result["lines"])
+    assert character_error_rate(result["text"], truth) < 0.25, (result["text"], truth)
+    for line in result["lines"]:
+        x0, y0, x1, y1 = line["box"]
+        assert 0 <= x0 < x1 <= image.shape[1] and 0 <= y0 < y1 <= image.shape[0]
+        assert isinstance(line["text"], str) and 0 <= line["confidence"] <= 1
+    json.dumps(result)                                                   # plain JSON types only
+    paper = 255 - (image * 0.75).astype(np.uint8)                       # dark ink on light paper
+    on_paper = recognizer.predict(paper)
+    assert len(on_paper["lines"]) == len(boxes) and character_error_rate(on_paper["text"], result["text"]) < 0.05
+    path = tmp_path / "page.png"
+    Image.fromarray(paper).save(path)
+    assert recognizer.predict(path) == on_paper                          # a file, its bytes, a PIL image: the same
+    assert recognizer.predict(path.read_bytes()) == on_paper
+    assert recognizer.predict(Image.open(io.BytesIO(path.read_bytes()))) == on_paper
+
+
+def test_blank_images_have_no_lines(recognizer):
+    assert recognizer.predict(np.zeros((120, 300), np.uint8)) == {"text": "", "lines": []}
+    assert recognizer.predict(np.full((120, 300), 255, np.uint8)) == {"text": "", "lines": []}
+
+
+def test_bad_inputs_get_clear_errors(recognizer, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="empty"):
+        recognizer.predict(np.zeros((0, 10), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        recognizer.predict(b"")
+    with pytest.raises(ValueError, match="not an image"):
+        recognizer.predict(b"definitely not a PNG")
+    with pytest.raises(TypeError, match="expected a file path"):
+        recognizer.predict(3.5)
+    with pytest.raises(FileNotFoundError):
+        recognizer.predict(tmp_path / "missing.png")
+    monkeypatch.setattr(pr, "MAX_PIXELS", 1000)
+    with pytest.raises(ValueError, match="at most 1,000"):
+        recognizer.predict(np.zeros((100, 100), np.uint8))
+
+
+def test_missing_detector_file_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no ONNX model"):
+        ParagraphTextRecognizer(detector_path=tmp_path / "nothing.onnx")
+
+
+def test_compiled_models_match_keras(page, recognizer):
+    pytest.importorskip("tensorflow")
+    from text_recognizer.line_detector import LineDetectorModel, detect_lines, ink_image
+    from text_recognizer.line_model import LineModel
+    from text_recognizer.ctc import beam_search_decode
+    image = page[0]
+    detector = LineDetectorModel.load("line_detector")
+    x = detector.inputs(image[None])
+    assert np.abs(detector.body_probs(x) - recognizer.detector(x)).max() < 1e-4
+    ink = ink_image(image)
+    boxes = detect_lines(ink, recognizer.detector)
+    assert np.array_equal(boxes, detect_lines(ink, lambda b: detector.body_probs(b, 1)))
+    line_model = LineModel.load("line_model")
+    for strip in recognizer.strips(ink)[1]:
+        line = recognizer.line_predictor.preprocess(strip)
+        compiled = recognizer.line_predictor.model(line[None].astype(np.float32) / 255)[0]
+        logits = np.asarray(line_model.network(line[None].astype(np.float32) / 255, training=False))[0]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        assert np.abs(compiled - probs).max() < 1e-3
+        assert beam_search_decode(compiled, 10)[0] == beam_search_decode(probs, 10)[0]
+
+
+def test_serving_path_imports_no_tensorflow_or_keras(page, tmp_path):
+    np.save(tmp_path / "page.npy", page[0])
+    code = ("import sys, json, numpy as np\n"
+            "sys.modules['tensorflow'] = None; sys.modules['keras'] = None; sys.modules['tf2onnx'] = None\n"
+            "from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer\n"
+            f"result = ParagraphTextRecognizer().predict(np.load({str(tmp_path / 'page.npy')!r}))\n"
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'scipy')"
+            " and sys.modules[m] is not None)\n"
+            "print(json.dumps({'lines': len(result['lines']), 'heavy': heavy}))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "shared")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {"lines": len(page[2]), "heavy": []}
+
+
+def test_manifest_describes_the_committed_models():
+    assert verify_manifest() == []
+    manifest = json.loads((WEIGHTS_DIR / "manifest.json").read_text())
+    assert manifest["charset"] == list(CHARSET)
+    assert {"line_detector", "line_model"} <= manifest["models"].keys()
+    detector = manifest["models"]["line_detector"]
+    assert detector["inputs"][0]["shape"] == [None, None, None, 1] and detector["metrics"]["f1"] >= 0.98
+    assert detector["source"]["file"] == "line_detector.keras"
+
+
+def test_verify_manifest_notices_changes(tmp_path):
+    for name in ("line_detector.onnx", "line_detector.json"):
+        (tmp_path / name).write_bytes((WEIGHTS_DIR / name).read_bytes())
+    assert verify_manifest(tmp_path) == ["no manifest.json in the weights folder"]
+    pr.write_json(tmp_path / "manifest.json", build_manifest(tmp_path))
+    assert verify_manifest(tmp_path) == []
+    with open(tmp_path / "line_detector.onnx", "ab") as f:
+        f.write(b"\0")
+    assert verify_manifest(tmp_path) == ["line_detector.onnx changed since manifest.json was written (sha256 differs)"]
