@@ -58,7 +58,8 @@ def main(argv=None) -> int:
     batch = np.zeros((len(prepared), 28, width), np.float32)
     for i, p in enumerate(prepared):
         batch[i, :, :p.shape[1]] = p / 255.0
-    one = batch[:1, :, :prepared[0].shape[1]]
+    typical = int(np.argsort([p.shape[1] for p in prepared])[len(prepared) // 2])  # the line of median width
+    one = batch[typical:typical + 1, :, :prepared[typical].shape[1]]
     pages = make_paragraphs(args.pages, "test", seed=6)["images"]
     squeezed = detector_keras.inputs(pages[:1])
     n_lines = sum(len(paragraph_onnx.detect(page)) for page in pages)
@@ -71,15 +72,16 @@ def main(argv=None) -> int:
         ("line forward", "keras", 1, 1, lambda: line_keras.network.predict_on_batch(one)),
         ("line forward", "onnxruntime", len(batch), len(batch), lambda: line_onnx.model(batch)),
         ("line forward", "keras", len(batch), len(batch), lambda: line_keras.network.predict_on_batch(batch)),
-        ("line read (prepare+beam)", "onnxruntime", 1, 1, lambda: line_onnx.predict(lines[0])),
-        ("line read (prepare+beam)", "keras", 1, 1, lambda: line_keras.predict(lines[0])),
+        ("line read (prepare+beam)", "onnxruntime", 1, 1, lambda: line_onnx.predict(lines[typical])),
+        ("line read (prepare+beam)", "keras", 1, 1, lambda: line_keras.predict(lines[typical])),
         ("detector forward, page", "onnxruntime", 1, 0, lambda: paragraph_onnx.detector(squeezed)),
         ("detector forward, page", "keras", 1, 0, lambda: detector_keras.network.predict_on_batch(squeezed)),
         (f"{len(pages)} pages read", "onnxruntime", 1, n_lines, page_loop(paragraph_onnx)),
         (f"{len(pages)} pages read", "keras", 1, n_lines, page_loop(paragraph_keras)),
     ]
     print(f"{os.cpu_count()} cores, onnxruntime threads={args.threads or 'all'}, keras {keras.__version__}, "
-          f"{args.repeats} repeats ({max(3, args.repeats // 5)} for whole pages); {n_lines} lines on the pages")
+          f"{args.repeats} repeats ({max(3, args.repeats // 5)} for whole pages); batch-1 line {one.shape[2]} px wide; "
+          f"{n_lines} lines on the pages")
     print(f"| {'what':26} | {'runtime':11} | batch | p50 ms | p95 ms | ms/line (p50) |")
     print(f"|{'-' * 28}|{'-' * 13}|-------|--------|--------|---------------|")
     p50s = {}
