@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['ink_widths', 'width_batches', 'line_batches', 'recalibrate_batch_norm', 'LineModel', 'lines_data']
 
-# %% ../../solutions/lab3/04_line_model.ipynb #46362901
+# %% ../../solutions/lab3/04_line_model.ipynb #8a21ca76
 import time
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from .ctc import beam_search_decode, character_error_rate, greedy_decode
 from .character_model import _write_atomic, weights_path
 from .metadata import BLANK_INDEX, CHARSET, decode, lab_size
 
-# %% ../../solutions/lab3/04_line_model.ipynb #7774fd17
+# %% ../../solutions/lab3/04_line_model.ipynb #e3be49f4
 def ink_widths(images: np.ndarray, multiple: int = 32, margin: int = 8) -> np.ndarray:
     "For line images (N, H, W): the width to keep for each (last ink column + `margin`, rounded up to `multiple`)."
     images = np.asarray(images)
@@ -31,7 +31,7 @@ def width_batches(widths: np.ndarray, batch_size: int, rng=None) -> list[np.ndar
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
-# %% ../../solutions/lab3/04_line_model.ipynb #02519ec5
+# %% ../../solutions/lab3/04_line_model.ipynb #53dba393
 def line_batches(images, labels, batch_size=32, shuffle=False, seed=0) -> tf.data.Dataset:
     "Batches (float images (B, H, w) in [0, 1], int32 labels (B, L)), each cropped to its lines' ink; endless if `shuffle`."
     images, labels = np.asarray(images), np.asarray(labels, np.int32)
@@ -52,7 +52,7 @@ def line_batches(images, labels, batch_size=32, shuffle=False, seed=0) -> tf.dat
     dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     return (dataset.repeat() if shuffle else dataset).prefetch(2)
 
-# %% ../../solutions/lab3/04_line_model.ipynb #42b4ff8c
+# %% ../../solutions/lab3/04_line_model.ipynb #1d0a19c0
 def _probabilities(logits) -> np.ndarray:
     logits = np.asarray(logits, np.float64)
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -215,7 +215,7 @@ class LineModel:
         wrapper(np.zeros((1, self.network.input_shape[1], 64), np.float32))  # build once; the export needs it
         return _write_atomic(Path(path), lambda tmp: wrapper.export(tmp, format="onnx", verbose=False))
 
-# %% ../../solutions/lab3/04_line_model.ipynb #97815102
+# %% ../../solutions/lab3/04_line_model.ipynb #f65ccc85
 def lines_data(config: dict) -> dict:
     "Line datasets for the trainer: {'train', 'val', 'test': (images, labels), 'network_args', 'model'}."
     from text_recognizer.lines import lines_dataset
