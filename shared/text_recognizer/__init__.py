@@ -1,7 +1,7 @@
 """Text Recognizer Labs: handwritten text recognition, exported from the notebooks in `solutions/`."""
 __version__ = "0.1.0"
 
-_lazy = {"CharacterPredictor": "predict", "LinePredictor": "predict", "ParagraphTextRecognizer": "predict"}
+_lazy = {"CharacterPredictor": "predict", "LinePredictor": "line_predictor", "ParagraphTextRecognizer": "paragraph_recognizer"}
 
 
 def __getattr__(name):
