@@ -26,16 +26,6 @@ def paragraph_png(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def recognizer():
-    "The production paragraph model (lab4 part 1: text_recognizer.paragraph_recognizer and its ONNX weights)."
-    try:
-        from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer
-    except ImportError as e:
-        pytest.fail(f"the paragraph model is not there yet ({e}); the service serves ParagraphTextRecognizer")
-    return ParagraphTextRecognizer()
-
-
-@pytest.fixture(scope="module")
 def server(recognizer):
     app = create_app(recognizer)
     server = start_dev_server(app)

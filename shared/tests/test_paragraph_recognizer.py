@@ -25,11 +25,6 @@ def page():
     return pages["images"][0], pages["texts"][0], pages["boxes"][0]
 
 
-@pytest.fixture(scope="module")
-def recognizer():
-    return ParagraphTextRecognizer()
-
-
 def test_reads_a_page_in_either_polarity_and_any_input_form(page, recognizer, tmp_path):
     image, truth, boxes = page
     result = recognizer.predict(image)

@@ -40,16 +40,6 @@ def png_bomb(path, side=20000) -> bytes:
     return path.read_bytes()
 
 
-@pytest.fixture(scope="module")
-def recognizer():
-    "The production paragraph model (lab4 part 1: text_recognizer.paragraph_recognizer and its ONNX weights)."
-    try:
-        from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer
-    except ImportError as e:
-        pytest.fail(f"the paragraph model is not there yet ({e}); the service serves ParagraphTextRecognizer")
-    return ParagraphTextRecognizer()
-
-
 @pytest.fixture()
 def lazy_app():
     "The default app, whose model loads on the first prediction: bad input must be refused before that."
