@@ -54,6 +54,21 @@ def test_beam_search_matches_brute_force():
         assert text == best and p == pytest.approx(totals[best])
 
 
+def test_beam_search_with_confident_blank_steps_matches_brute_force():
+    rng = np.random.default_rng(4)
+    for _ in range(10):
+        probs = rng.dirichlet(np.ones(4) * 0.6, size=6)
+        sure = rng.choice(6, 3, replace=False)  # steps where only the blank is worth trying (the search's shortcut)
+        probs[sure] = [1 - 3e-5, 1e-5, 1e-5, 1e-5]
+        totals = {}
+        for path in itertools.product(range(4), repeat=6):
+            text = _collapse(path)
+            totals[text] = totals.get(text, 0.0) + np.prod(probs[np.arange(6), path])
+        best = max(totals, key=totals.get)
+        text, p = beam_search_decode(probs, beam_width=64, prune=1e-3)
+        assert text == best and p == pytest.approx(totals[best], rel=1e-3)
+
+
 def test_long_lines_do_not_underflow():
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(len(CHARSET)), size=400)  # a very unsure model over 400 steps

@@ -92,6 +92,16 @@ def test_probabilities_have_one_step_per_4_pixels(predictor):
 
 
 @needs_model
+def test_lines_read_in_one_batch_like_one_by_one(predictor):
+    lines = [fixture_line(text, seed) for seed, text in enumerate(["Hello world", "abc", "The 3 owls sing", "Hi"])]
+    prepared = [predictor.preprocess(line) for line in lines]
+    together = predictor.predict_lines(prepared)
+    alone = [predictor.predict(line) for line in lines]
+    assert [t for t, _ in together] == [t for t, _ in alone]
+    assert all(0 <= c <= 1 for _, c in together) and predictor.predict_lines([]) == []
+
+
+@needs_model
 def test_greedy_option(tmp_path):
     greedy = LinePredictor(beam_width=None)
     text, confidence = greedy.predict(fixture_line("Text"))

@@ -46,6 +46,31 @@ def test_reads_a_page_in_either_polarity_and_any_input_form(page, recognizer, tm
     assert recognizer.predict(Image.open(io.BytesIO(path.read_bytes()))) == on_paper
 
 
+def test_page_line_strips_pair_detected_lines_with_their_texts(page, recognizer):
+    image, truth, boxes = page
+    strips, texts = pr.page_line_strips(recognizer, [image], [truth], [boxes])
+    assert len(strips) == len(texts) == len(boxes) and texts == truth.split("\n")
+    assert all(s.dtype == np.uint8 and s.shape[0] == 28 and s.shape[1] >= 32 for s in strips)
+    assert character_error_rate(recognizer.line_predictor.predict_lines(strips)[0][0], texts[0]) < 0.3
+    stacked = pr.stack_lines(strips, 900)
+    assert stacked.shape == (len(strips), 28, 900) and np.array_equal(stacked[0, :, :strips[0].shape[1]], strips[0])
+    with pytest.raises(ValueError, match="wide"):
+        pr.stack_lines(strips, 10)
+
+
+def test_paragraph_lines_data_for_the_trainer():
+    from text_recognizer.metadata import decode
+    config = {"seed": 3, "dataset_args": {"train_pages": 3, "val_pages": 2, "test_pages": 2, "n_lines": 5}}
+    data = pr.paragraph_lines_data(config)
+    for split in ("train", "val", "test"):
+        images, labels = data[split]
+        assert images.dtype == np.uint8 and images.shape[1] == 28 and len(images) == len(labels) > 0
+        assert all(decode(label) for label in labels)                    # every strip has its line's text
+    assert len(data["train"][0]) >= 5 + 3 and data["model"] == "line"
+    with pytest.raises(ValueError, match="unknown dataset_args"):
+        pr.paragraph_lines_data({"dataset_args": {"pages": 3}})
+
+
 def test_blank_images_have_no_lines(recognizer):
     assert recognizer.predict(np.zeros((120, 300), np.uint8)) == {"text": "", "lines": []}
     assert recognizer.predict(np.full((120, 300), 255, np.uint8)) == {"text": "", "lines": []}

@@ -59,3 +59,18 @@ def test_cli_runs_and_prints_json(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     results = json.loads(out.stdout[out.stdout.index("{\n"):])
     assert results["train_examples"] == 200 and "history" not in results
+
+
+def test_init_starts_from_a_saved_network(tmp_path, monkeypatch):
+    import numpy as np
+    from text_recognizer import character_model
+    monkeypatch.setattr(character_model, "WEIGHTS_DIR", tmp_path)
+    first, model = tr.train({**TINY, "save": "tiny"}, verbose=0, return_model=True)
+    assert (tmp_path / "tiny.keras").exists()
+    frozen = {**TINY, "init": "tiny", "epochs": 1, "learning_rate": 0.0, "lr_schedule": "constant"}
+    again, resumed = tr.train(frozen, verbose=0, return_model=True)
+    kernels = lambda m: [w for w in m.network.get_weights() if w.ndim > 1]  # conv and dense kernels
+    assert all(np.array_equal(a, b) for a, b in zip(kernels(model), kernels(resumed)))
+    assert tr.parse_args(["--init", "tiny"])["init"] == "tiny"
+    with pytest.raises(FileNotFoundError, match="no_such.keras"):
+        tr.train({**TINY, "init": "no_such"}, verbose=0)

@@ -35,24 +35,28 @@ def beam_search_decode(probs, beam_width: int = 10, prune: float = 1e-3) -> tupl
     if beam_width < 1:
         raise ValueError(f"beam_width={beam_width}; it must be at least 1")
     beams, log_scale = {(): (1.0, 0.0)}, 0.0  # prefix (tuple of class indices) -> (P(paths end in blank), P(paths end in its last class))
-    for step in probs:
-        likely = np.argsort(step)[::-1][:beam_width + 1]  # at most beam_width characters besides the blank
-        candidates = [c for c in likely if c != BLANK_INDEX and step[c] >= prune]
-        blank_p = step[BLANK_INDEX]
-        new = {}
-        def add(prefix, p_blank=0.0, p_char=0.0):
-            b, c = new.get(prefix, (0.0, 0.0))
-            new[prefix] = (b + p_blank, c + p_char)
-        for prefix, (p_b, p_c) in beams.items():
-            add(prefix, p_blank=(p_b + p_c) * blank_p)              # a blank: the prefix stays
-            if prefix:
-                add(prefix, p_char=p_c * step[prefix[-1]])          # the last class repeated: merged
-            for c in candidates:
-                p = step[c]
-                if prefix and c == prefix[-1]:
-                    add(prefix + (c,), p_char=p_b * p)              # a repeat after a blank: a new character
-                else:
-                    add(prefix + (c,), p_char=(p_b + p_c) * p)
+    likely = np.argsort(-probs, axis=1, kind="stable")[:, :beam_width + 1]  # beam_width characters, maybe the blank
+    worth = (np.take_along_axis(probs, likely, axis=1) >= prune) & (likely != BLANK_INDEX)
+    for step, classes, ok in zip(probs, likely, worth):
+        candidates, blank_p = classes[ok].tolist(), step[BLANK_INDEX]
+        if not candidates:  # only a blank or a repeat is likely: every prefix stays, only its probabilities change
+            new = {prefix: ((b + c) * blank_p, c * step[prefix[-1]] if prefix else 0.0)
+                   for prefix, (b, c) in beams.items()}
+        else:
+            new = {}
+            def add(prefix, p_blank=0.0, p_char=0.0):
+                b, c = new.get(prefix, (0.0, 0.0))
+                new[prefix] = (b + p_blank, c + p_char)
+            for prefix, (p_b, p_c) in beams.items():
+                add(prefix, p_blank=(p_b + p_c) * blank_p)              # a blank: the prefix stays
+                if prefix:
+                    add(prefix, p_char=p_c * step[prefix[-1]])          # the last class repeated: merged
+                for c in candidates:
+                    p = step[c]
+                    if prefix and c == prefix[-1]:
+                        add(prefix + (c,), p_char=p_b * p)              # a repeat after a blank: a new character
+                    else:
+                        add(prefix + (c,), p_char=(p_b + p_c) * p)
         best = heapq.nlargest(beam_width, new.items(), key=lambda kv: kv[1][0] + kv[1][1])
         total = sum(b + c for _, (b, c) in best)
         if total <= 0:  # every class was pruned: nothing more can be read

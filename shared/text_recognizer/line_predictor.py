@@ -57,7 +57,21 @@ class LinePredictor:
         line = self.preprocess(image)
         return self.model(line[None].astype(np.float32) / 255.0)[0]
 
+    def decode(self, probs) -> tuple[str, float]:
+        "(text, probability) of one line's per-step probabilities: beam search, or greedy if `beam_width` is None."
+        return beam_search_decode(probs, self.beam_width) if self.beam_width else greedy_decode(probs)
+
     def predict(self, image) -> tuple[str, float]:
         "The text of a line image and its probability."
-        probs = self.predict_proba(image)
-        return beam_search_decode(probs, self.beam_width) if self.beam_width else greedy_decode(probs)
+        return self.decode(self.predict_proba(image))
+
+    def predict_lines(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        "(text, probability) of each prepared line (`preprocess`), all run through the network in one padded batch."
+        if not lines:
+            return []
+        width = max(line.shape[1] for line in lines)
+        batch = np.zeros((len(lines), lines[0].shape[0], width), np.float32)
+        for i, line in enumerate(lines):
+            batch[i, :, :line.shape[1]] = line / 255.0
+        probs = self.model(batch)
+        return [self.decode(p[:max(1, round(len(p) * line.shape[1] / width))]) for p, line in zip(probs, lines)]

@@ -12,7 +12,7 @@ from pathlib import Path
 DEFAULT_CONFIG = {
     "dataset": "emnist", "dataset_args": {}, "network": "lenet", "network_args": {}, "model": None, "model_args": {},
     "epochs": 5, "batch_size": 128, "learning_rate": 3e-3, "lr_schedule": "cosine", "patience": None, "seed": 0,
-    "mixed_precision": False, "save": None, "wandb": True, "project": "text-recognizer",
+    "mixed_precision": False, "init": None, "save": None, "wandb": True, "project": "text-recognizer",
 }
 
 def make_config(config: dict | None = None) -> dict:
@@ -28,6 +28,7 @@ DATASETS = {
     "emnist": "text_recognizer.character_model:emnist_data",
     "lines": "text_recognizer.line_model:lines_data",
     "paragraphs": "text_recognizer.line_detector:paragraph_data",
+    "paragraph_lines": "text_recognizer.paragraph_recognizer:paragraph_lines_data",
 }
 NETWORKS = {
     "mlp": "text_recognizer.networks:mlp",
@@ -101,7 +102,14 @@ def train(config: dict | None = None, verbose="auto", return_model: bool = False
     try:
         data = resolve(DATASETS, config["dataset"], "dataset")(config)
         network_args = {**data.get("network_args", {}), **config["network_args"]}
-        network = resolve(NETWORKS, config["network"], "network")(**network_args)
+        if config["init"]:
+            from text_recognizer.character_model import weights_path
+            path = weights_path(config["init"])
+            if not path.exists():
+                raise FileNotFoundError(f"init={config['init']!r}: there is no {path.name} in the weights folder")
+            network = keras.models.load_model(path, compile=False)
+        else:
+            network = resolve(NETWORKS, config["network"], "network")(**network_args)
         model_name = config["model"] or data.get("model")
         if not model_name:
             raise ValueError(f"dataset {config['dataset']!r} suggests no model; set config['model']")
@@ -160,6 +168,7 @@ def parse_args(argv=None) -> dict:
     p.add_argument("--patience", type=int, default=d["patience"], help="early-stopping patience in epochs")
     p.add_argument("--seed", type=int, default=d["seed"])
     p.add_argument("--mixed-precision", action="store_true", help="16-bit compute (float16 on GPU, bfloat16 on CPU)")
+    p.add_argument("--init", metavar="NAME", help="start from the saved network WEIGHTS_DIR/NAME.keras (fine-tuning)")
     p.add_argument("--save", metavar="NAME", help="save the network as WEIGHTS_DIR/NAME.keras")
     p.add_argument("--no-wandb", dest="wandb", action="store_false", help="no W&B logging")
     p.add_argument("--project", default=d["project"], help="W&B project")
