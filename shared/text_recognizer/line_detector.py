@@ -260,13 +260,8 @@ class LineDetectorModel:
         import keras
         images, masks, _ = train
         x, y = self.inputs(images), np.stack([body_target(m) for m in masks])[..., None]
-        steps = epochs * -(-len(x) // batch_size)
-        if lr_schedule == "cosine":
-            warmup = max(1, steps // 20)
-            learning_rate = keras.optimizers.schedules.CosineDecay(
-                learning_rate / 10, steps - warmup, alpha=0.01, warmup_target=learning_rate, warmup_steps=warmup)
-        elif lr_schedule != "constant":
-            raise ValueError(f"lr_schedule={lr_schedule!r}; use 'cosine' or 'constant'")
+        from text_recognizer.character_model import learning_rate_schedule
+        learning_rate = learning_rate_schedule(learning_rate, lr_schedule, epochs * -(-len(x) // batch_size))
         self.network.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=1e-4),
                              loss=keras.losses.BinaryCrossentropy(from_logits=True))
         callbacks = list(callbacks)
@@ -293,21 +288,14 @@ class LineDetectorModel:
 
     def save(self, name: str = "line_detector") -> Path:
         "Write the network (no optimizer state) to `WEIGHTS_DIR/<name>.keras`."
-        import keras
-        from text_recognizer.character_model import _write_atomic, weights_path
-        clean = keras.models.clone_model(self.network)
-        clean.set_weights(self.network.get_weights())
-        return _write_atomic(weights_path(name), lambda tmp: clean.save(tmp))
+        from text_recognizer.character_model import save_network
+        return save_network(self.network, name)
 
     @classmethod
     def load(cls, name: str = "line_detector", **kwargs) -> "LineDetectorModel":
         "The detector saved as `name` in `WEIGHTS_DIR` (or a path to a .keras file)."
-        import keras
-        from text_recognizer.character_model import weights_path
-        path = Path(name) if str(name).endswith(".keras") else weights_path(name)
-        if not path.exists():
-            raise FileNotFoundError(f"no saved detector at {path.name}: train one with the line detector notebook")
-        return cls(keras.models.load_model(path, compile=False), **kwargs)
+        from text_recognizer.character_model import load_network
+        return cls(load_network(name, "train one with the line detector notebook (lab4/03)"), **kwargs)
 
     def export_onnx(self, path) -> Path:
         "Write the network followed by a sigmoid as ONNX: float32 (N, h, w, 1) → body probabilities (N, h, w, 1)."

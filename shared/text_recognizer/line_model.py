@@ -12,7 +12,8 @@ import keras
 import tensorflow as tf
 
 from .ctc import beam_search_decode, character_error_rate, greedy_decode
-from .character_model import _write_atomic, weights_path
+from .character_model import (_write_atomic, learning_rate_schedule, load_network, save_network,
+                                             weights_path)
 from .metadata import BLANK_INDEX, CHARSET, decode, lab_size
 
 # %% ../../solutions/lab3/04_line_model.ipynb #e3be49f4
@@ -97,13 +98,7 @@ class LineModel:
         self.val_lines = val_lines
 
     def _compile(self, learning_rate, lr_schedule, total_steps):
-        if lr_schedule == "cosine":
-            warmup = max(1, total_steps // 20)
-            learning_rate = keras.optimizers.schedules.CosineDecay(
-                learning_rate / 10, max(1, total_steps - warmup), alpha=0.01, warmup_target=learning_rate,
-                warmup_steps=warmup)
-        elif lr_schedule != "constant":
-            raise ValueError(f"lr_schedule={lr_schedule!r}; use 'cosine' or 'constant'")
+        learning_rate = learning_rate_schedule(learning_rate, lr_schedule, total_steps)
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=self.weight_decay, clipnorm=self.clipnorm)
         self.network.compile(optimizer=optimizer, loss=keras.losses.CTC())
 
@@ -195,18 +190,13 @@ class LineModel:
 
     def save(self, name: str) -> Path:
         "Write the network (architecture + weights, no optimizer state) to `WEIGHTS_DIR/<name>.keras`."
-        clean = keras.models.clone_model(self.network)
-        clean.set_weights(self.network.get_weights())
-        return _write_atomic(weights_path(name), lambda tmp: clean.save(tmp))
+        return save_network(self.network, name)
 
     @classmethod
     def load(cls, name: str, **kwargs) -> "LineModel":
         "The model saved as `name` (a name in `WEIGHTS_DIR` or a path to a .keras file)."
-        path = Path(name) if str(name).endswith(".keras") else weights_path(name)
-        if not path.exists():
-            raise FileNotFoundError(f"no saved network at {path.name}: train one with "
-                                    f"`python -m text_recognizer.train --dataset lines --network line_lstm_ctc --save {path.stem}`")
-        return cls(keras.models.load_model(path, compile=False), **kwargs)
+        how = "train one with `python -m text_recognizer.train --dataset lines --network line_lstm_ctc --save {stem}`"
+        return cls(load_network(name, how), **kwargs)
 
     def export_onnx(self, path) -> Path:
         "Write the network followed by a softmax as ONNX: float lines (N, 28, W) in [0, 1] → probabilities (N, T, classes)."

@@ -4,7 +4,7 @@
 __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_VERSION', 'CHUNK', 'corpus_files',
            'split_sentences', 'text_split', 'load_sentences', 'split_words', 'sample_texts', 'line_width', 'glyph_bank',
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
-           'save_arrays', 'load_arrays', 'texts_array', 'bank_tag', 'relative_path', 'lines_dataset']
+           'save_arrays', 'load_arrays', 'texts_array', 'bank_tag', 'lines_dataset']
 
 # %% ../../solutions/lab3/01_lines.ipynb #4b12cdab
 import os, re, tempfile, zipfile, zlib
@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
+from .emnist import relative_path
 from .glyphs import BANK_VERSION, LINE_BASELINE, LINE_CAP, char_bank, font_report, handwriting_fonts
 from .metadata import BLANK_INDEX, CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, encode
 
@@ -380,13 +381,6 @@ def texts_array(texts: list[str]) -> np.ndarray:
 def bank_tag(split: str) -> str:
     "A short tag of the glyph bank a dataset was drawn from (its version and size), part of cache file names."
     return f"bank{BANK_VERSION}x{len(glyph_bank(split)['glyphs'])}"
-
-def relative_path(path: Path) -> str:
-    "`path` relative to the project root when it is inside it, for messages."
-    try:
-        return str(Path(path).relative_to(data_dir().parent))
-    except ValueError:
-        return str(path)
 
 CHUNK = 1000  # lines per generation step; chunk i is seeded with (seed, i)
 

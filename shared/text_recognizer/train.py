@@ -103,11 +103,8 @@ def train(config: dict | None = None, verbose="auto", return_model: bool = False
         data = resolve(DATASETS, config["dataset"], "dataset")(config)
         network_args = {**data.get("network_args", {}), **config["network_args"]}
         if config["init"]:
-            from text_recognizer.character_model import weights_path
-            path = weights_path(config["init"])
-            if not path.exists():
-                raise FileNotFoundError(f"init={config['init']!r}: there is no {path.name} in the weights folder")
-            network = keras.models.load_model(path, compile=False)
+            from text_recognizer.character_model import load_network
+            network = load_network(config["init"], "init= names a network saved with save= (or a .keras path)")
         else:
             network = resolve(NETWORKS, config["network"], "network")(**network_args)
         model_name = config["model"] or data.get("model")
