@@ -4,15 +4,16 @@
 __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_VERSION', 'CHUNK', 'corpus_files',
            'split_sentences', 'text_split', 'load_sentences', 'split_words', 'sample_texts', 'line_width', 'glyph_bank',
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
-           'save_arrays', 'load_arrays', 'texts_array', 'bank_tag', 'lines_dataset']
+           'distort', 'pen_redraw', 'scan', 'vary_line', 'make_varied_lines', 'save_arrays', 'load_arrays',
+           'texts_array', 'bank_tag', 'lines_dataset']
 
 # %% ../../solutions/lab3/01_lines.ipynb #4b12cdab
-import os, re, tempfile, zipfile, zlib
+import io, os, re, tempfile, zipfile, zlib
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm.auto import tqdm
 
 from .emnist import relative_path
@@ -350,8 +351,119 @@ def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, reali
         images[fonted] = draw_font_lines([t for t, f in zip(texts, fonted) if f], split, width, rng)
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
 
+# %% ../../solutions/lab3/01_lines.ipynb #303eab7b
+from scipy import ndimage
+from .line_normalization import normalize_line
+
+# %% ../../solutions/lab3/01_lines.ipynb #b2e9a973
+def _smooth_field(shape, rng, cell: float) -> np.ndarray:
+    "A smooth random field in [-1, 1] of `shape`: uniform noise on a grid of `cell`-px cells, bicubically upsampled."
+    h, w = shape
+    grid = rng.uniform(-1, 1, (max(2, round(h / cell)) + 1, max(2, round(w / cell)) + 1)).astype(np.float32)
+    return np.asarray(Image.fromarray(grid, "F").resize((w, h), Image.Resampling.BICUBIC))
+
+def distort(line: np.ndarray, rng) -> np.ndarray:
+    "uint8 line (h, w) light on dark, randomly respaced, slanted, drifting off its baseline and elastically bent."
+    h, w = line.shape
+    spacing = rng.uniform(0.8, 1.3)
+    line = np.asarray(Image.fromarray(line).resize((max(8, round(w * spacing)), h), Image.BILINEAR))
+    pad = h // 2
+    img = np.pad(line, ((pad, pad), (0, h)))                           # room for slant and drift
+    H, W = img.shape
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    slant = rng.uniform(-0.3, 0.35)
+    drift = rng.uniform(-0.12, 0.12) * h * np.sin(2 * np.pi * (xx / max(W, 1)) * rng.uniform(0.3, 1.5) + rng.uniform(0, 6.3))
+    tilt = np.tan(np.deg2rad(rng.uniform(-2.5, 2.5))) * xx
+    strength = rng.uniform(0, 2.0)
+    dx = _smooth_field((H, W), rng, 4) * strength
+    dy = _smooth_field((H, W), rng, 4) * strength
+    src_y = yy - drift - tilt + dy
+    src_x = xx + slant * (yy - H / 2) + dx
+    out = ndimage.map_coordinates(img.astype(np.float32), [src_y, src_x], order=1, cval=0)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+# %% ../../solutions/lab3/01_lines.ipynb #b1e1b1fa
+def pen_redraw(line: np.ndarray, rng, zoom: int = 3) -> np.ndarray:
+    "uint8 line light on dark, its strokes thinned to their centre lines and drawn again with a round pen of one width."
+    big = np.asarray(Image.fromarray(line).resize((line.shape[1] * zoom, line.shape[0] * zoom), Image.BILINEAR)) > 90
+    dist = ndimage.distance_transform_edt(big)
+    ridge = big & (dist >= ndimage.maximum_filter(dist, size=3)) & (dist > 0.5)
+    radius = rng.uniform(0.6, 1.6) * zoom
+    ink = ndimage.distance_transform_edt(~ridge) <= radius
+    small = Image.fromarray(ink.astype(np.uint8) * 255).resize(line.shape[::-1], Image.BOX)
+    return np.asarray(small)
+
+# %% ../../solutions/lab3/01_lines.ipynb #808ed7a2
+def scan(line: np.ndarray, rng) -> np.ndarray:
+    "uint8 image of a light-on-dark line as a scan or photo would show it: larger, margins, pen, blur, paper, noise, JPEG."
+    h, w = line.shape
+    zoom = rng.uniform(0.9, 2.6)
+    img = Image.fromarray(line).resize((max(8, round(w * zoom)), max(8, round(h * zoom))), Image.BILINEAR)
+    kind = rng.random()
+    if kind < 0.25:
+        img = img.filter(ImageFilter.MaxFilter(3))
+    elif kind < 0.4:
+        img = img.filter(ImageFilter.MinFilter(3))
+    if rng.random() < 0.5:
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.3)))
+    a = np.asarray(img, np.float32) / 255
+    H, W = a.shape
+    m = [int(rng.uniform(0, 0.5) * H) for _ in range(2)] + [int(rng.uniform(0, 0.3) * H) for _ in range(2)]
+    a = np.pad(a, ((m[0], m[1]), (m[2], m[3])))
+    H, W = a.shape
+    ink = a * rng.uniform(0.45, 1.0)
+    paper = rng.uniform(0.0, 0.25) + rng.uniform(-0.1, 0.1) * np.linspace(-1, 1, W)[None, :] \
+        + rng.uniform(-0.08, 0.08) * np.linspace(-1, 1, H)[:, None]
+    paper = paper + _smooth_field((H, W), rng, rng.uniform(2, 10)) * rng.uniform(0, 0.06)
+    out = paper + ink * (1 - paper) + rng.standard_normal((H, W)) * rng.uniform(0, 0.05)
+    out = np.clip(out, 0, 1)
+    if rng.random() < 0.7:  # dark ink on light paper, as most scans are
+        out = 1 - out
+    out = np.round(out * 255).astype(np.uint8)
+    if rng.random() < 0.3:
+        buf = io.BytesIO()
+        Image.fromarray(out).save(buf, "JPEG", quality=int(rng.integers(25, 90)))
+        out = np.asarray(Image.open(buf).convert("L"))
+    return out
+
+# %% ../../solutions/lab3/01_lines.ipynb #fa87a917
+def _ink_end(line: np.ndarray) -> int:
+    cols = np.flatnonzero(line.max(0) > 0)
+    return int(cols[-1]) + 2 if len(cols) else line.shape[1]
+
+def vary_line(line: np.ndarray, rng, pen_rate: float = 0.1, distort_rate: float = 0.6, scan_rate: float = 0.8) -> np.ndarray:
+    "One uint8 28-px line (light on black) randomized by `pen_redraw`, `distort` and `scan`, then normalized."
+    line = line[:, :_ink_end(line)]
+    if rng.random() < pen_rate:
+        line = pen_redraw(line, rng)
+    if rng.random() < distort_rate:
+        line = distort(line, rng)
+    image = scan(line, rng) if rng.random() < scan_rate else line
+    try:
+        return normalize_line(image)
+    except ValueError:  # the effects left no readable ink (a faint dot): the plain line instead
+        return normalize_line(line)
+
+def make_varied_lines(n: int, split: str = "train", max_length: int = 32, seed=0, font_rate: float = 0.3,
+                      reference_rate: float = 0.15, **vary) -> dict:
+    "`n` lines from every source, randomized like real writing (`vary_line`) and normalized: a `make_lines` dict."
+    rng = np.random.default_rng(seed)
+    texts, width = sample_texts(n, split, max_length, rng), line_width(max_length)
+    source = rng.choice(3, n, p=[1 - font_rate - reference_rate, reference_rate, font_rate])
+    draw = (lambda t: draw_lines(t, split, width, rng), lambda t: draw_lines(t, split, width, rng, realism=False),
+            lambda t: draw_font_lines(t, split, width, rng))
+    raw = np.zeros((n, LINE_HEIGHT, width), np.uint8)
+    for k in range(3):
+        if (chosen := source == k).any():
+            raw[chosen] = draw[k]([t for t, c in zip(texts, chosen) if c])
+    images = np.zeros_like(raw)
+    for i, line in enumerate(raw):
+        out = vary_line(line, rng, **vary)
+        images[i] = _fit_width(out[None], width)[0] if out.shape[1] > width else np.pad(out, ((0, 0), (0, width - out.shape[1])))
+    return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
+
 # %% ../../solutions/lab3/01_lines.ipynb #e84ba83a
-LINES_VERSION = 3  # bump when the generator changes, so that old caches are not used
+LINES_VERSION = 4  # bump when the generator changes, so that old caches are not used
 
 def save_arrays(path: Path, **arrays) -> None:
     "Write `arrays` to `path` atomically (temporary file in the same folder, then rename)."
@@ -385,10 +497,11 @@ def bank_tag(split: str) -> str:
 CHUNK = 1000  # lines per generation step; chunk i is seeded with (seed, i)
 
 def lines_dataset(split: str = "train", n: int = 10_000, max_length: int = 32, seed=0, font_rate: float = 0.2,
-                  realism: bool = True, cache: bool = True, cache_dir: Path | None = None) -> dict:
-    "`n` lines like `make_lines`, generated in chunks with a progress bar and cached in `cache_dir` (`data/processed/`)."
+                  realism: bool = True, varied: bool = False, cache: bool = True, cache_dir: Path | None = None) -> dict:
+    """`n` lines like `make_lines` (`make_varied_lines` if `varied`), generated in chunks with a progress bar and
+    cached in `cache_dir` (`data/processed/`)."""
     name = (f"lines-v{LINES_VERSION}-{bank_tag(split)}-{split}-n{n}-len{max_length}-seed{seed}-font{font_rate:g}"
-            f"-real{int(realism)}.npz")
+            f"-real{int(realism)}{'-varied' if varied else ''}.npz")
     path = Path(cache_dir or data_dir() / "processed") / name
     check = lambda a: (a["images"].shape == (n, LINE_HEIGHT, line_width(max_length))
                        and a["labels"].shape == (n, max_length) and len(a["texts"]) == n)
@@ -396,8 +509,9 @@ def lines_dataset(split: str = "train", n: int = 10_000, max_length: int = 32, s
         if (arrays := load_arrays(path, check)) is not None:
             return {"images": arrays["images"], "texts": arrays["texts"].tolist(), "labels": arrays["labels"]}
         print(f"{relative_path(path)} is damaged: generating it again")
-    parts = [make_lines(min(CHUNK, n - i), split, max_length, [seed, i // CHUNK], realism, font_rate)
-             for i in tqdm(range(0, n, CHUNK), desc=f"{split} lines", unit="chunk")]
+    make = (lambda k, s: make_varied_lines(k, split, max_length, s, font_rate)) if varied else \
+        (lambda k, s: make_lines(k, split, max_length, s, realism, font_rate))
+    parts = [make(min(CHUNK, n - i), [seed, i // CHUNK]) for i in tqdm(range(0, n, CHUNK), desc=f"{split} lines", unit="chunk")]
     out = {"images": np.concatenate([p["images"] for p in parts]) if parts else
                      np.zeros((0, LINE_HEIGHT, line_width(max_length)), np.uint8),
            "texts": [t for p in parts for t in p["texts"]],

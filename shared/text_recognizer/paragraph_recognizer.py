@@ -19,7 +19,7 @@ from .predict import OnnxModel, read_image
 # %% ../../solutions/lab4/04_paragraph_recognizer.ipynb #8792ee1e
 DETECTOR = "line_detector"
 MAX_PIXELS = 50_000_000      # larger images are refused (a decompression bomb is not a page)
-STRIP_REACH = 1.0            # a line strip reaches one body thickness above and below the line's centre line
+STRIP_REACH = 1.4            # a line strip reaches 1.4 body thicknesses above and below the line's centre line
 
 def line_strip(ink: np.ndarray, box, centre, thickness: float, reach: float = STRIP_REACH) -> np.ndarray:
     "uint8 straightened strip of one line: per column of its box, the rows within `reach` × `thickness` of the centre."
