@@ -155,3 +155,19 @@ def test_verify_manifest_notices_changes(tmp_path):
     with open(tmp_path / "line_detector.onnx", "ab") as f:
         f.write(b"\0")
     assert verify_manifest(tmp_path) == ["line_detector.onnx changed since manifest.json was written (sha256 differs)"]
+
+
+def test_a_line_reads_the_same_alone_and_inside_a_page(recognizer):
+    "LinePredictor and ParagraphTextRecognizer share one line normalization: the same line gives the same text."
+    from text_recognizer.lines import make_lines
+    lines = make_lines(4, "test", seed=21, max_length=24)
+    page, y, alone = np.zeros((480, 640), np.uint8), 30, []
+    for image, scale in zip(lines["images"], (1.5, 2.0, 2.5, 1.8)):
+        image = image[:, :np.flatnonzero(image.any(0))[-1] + 3]
+        big = np.asarray(Image.fromarray(image).resize((round(image.shape[1] * scale), round(28 * scale)), Image.BILINEAR))
+        big = big[:, :600]
+        page[y:y + big.shape[0], 20:20 + big.shape[1]] = big
+        alone.append(recognizer.line_predictor.predict(255 - big)[0])   # the line by itself, dark on light
+        y += big.shape[0] + 45
+    on_page = [line["text"] for line in recognizer.predict(255 - page)["lines"]]
+    assert on_page == alone

@@ -4,8 +4,8 @@
 __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_VERSION', 'CHUNK', 'corpus_files',
            'split_sentences', 'text_split', 'load_sentences', 'split_words', 'sample_texts', 'line_width', 'glyph_bank',
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
-           'distort', 'pen_redraw', 'scan', 'vary_line', 'make_varied_lines', 'save_arrays', 'load_arrays',
-           'texts_array', 'bank_tag', 'lines_dataset']
+           'distort', 'pen_redraw', 'scan', 'vary_line', 'make_varied_lines', 'normalize_lines', 'save_arrays',
+           'load_arrays', 'texts_array', 'bank_tag', 'lines_dataset']
 
 # %% ../../solutions/lab3/01_lines.ipynb #4b12cdab
 import io, os, re, tempfile, zipfile, zlib
@@ -351,11 +351,11 @@ def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, reali
         images[fonted] = draw_font_lines([t for t, f in zip(texts, fonted) if f], split, width, rng)
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
 
-# %% ../../solutions/lab3/01_lines.ipynb #303eab7b
+# %% ../../solutions/lab3/01_lines.ipynb #2e2f6818
 from scipy import ndimage
 from .line_normalization import normalize_line
 
-# %% ../../solutions/lab3/01_lines.ipynb #b2e9a973
+# %% ../../solutions/lab3/01_lines.ipynb #5c7bb458
 def _smooth_field(shape, rng, cell: float) -> np.ndarray:
     "A smooth random field in [-1, 1] of `shape`: uniform noise on a grid of `cell`-px cells, bicubically upsampled."
     h, w = shape
@@ -382,7 +382,7 @@ def distort(line: np.ndarray, rng) -> np.ndarray:
     out = ndimage.map_coordinates(img.astype(np.float32), [src_y, src_x], order=1, cval=0)
     return np.clip(out, 0, 255).astype(np.uint8)
 
-# %% ../../solutions/lab3/01_lines.ipynb #b1e1b1fa
+# %% ../../solutions/lab3/01_lines.ipynb #186b3c00
 def pen_redraw(line: np.ndarray, rng, zoom: int = 3) -> np.ndarray:
     "uint8 line light on dark, its strokes thinned to their centre lines and drawn again with a round pen of one width."
     big = np.asarray(Image.fromarray(line).resize((line.shape[1] * zoom, line.shape[0] * zoom), Image.BILINEAR)) > 90
@@ -393,7 +393,7 @@ def pen_redraw(line: np.ndarray, rng, zoom: int = 3) -> np.ndarray:
     small = Image.fromarray(ink.astype(np.uint8) * 255).resize(line.shape[::-1], Image.BOX)
     return np.asarray(small)
 
-# %% ../../solutions/lab3/01_lines.ipynb #808ed7a2
+# %% ../../solutions/lab3/01_lines.ipynb #321f694f
 def scan(line: np.ndarray, rng) -> np.ndarray:
     "uint8 image of a light-on-dark line as a scan or photo would show it: larger, margins, pen, blur, paper, noise, JPEG."
     h, w = line.shape
@@ -426,7 +426,7 @@ def scan(line: np.ndarray, rng) -> np.ndarray:
         out = np.asarray(Image.open(buf).convert("L"))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #fa87a917
+# %% ../../solutions/lab3/01_lines.ipynb #8ec042c5
 def _ink_end(line: np.ndarray) -> int:
     cols = np.flatnonzero(line.max(0) > 0)
     return int(cols[-1]) + 2 if len(cols) else line.shape[1]
@@ -456,11 +456,18 @@ def make_varied_lines(n: int, split: str = "train", max_length: int = 32, seed=0
     for k in range(3):
         if (chosen := source == k).any():
             raw[chosen] = draw[k]([t for t, c in zip(texts, chosen) if c])
-    images = np.zeros_like(raw)
-    for i, line in enumerate(raw):
-        out = vary_line(line, rng, **vary)
-        images[i] = _fit_width(out[None], width)[0] if out.shape[1] > width else np.pad(out, ((0, 0), (0, width - out.shape[1])))
+    images = np.stack([_in_canvas(vary_line(line, rng, **vary), width) for line in raw]) if n else raw
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
+
+def _in_canvas(line: np.ndarray, width: int) -> np.ndarray:
+    "A normalized line at the left of a `width`-px canvas (squeezed if it is wider)."
+    return _fit_width(line[None], width)[0] if line.shape[1] > width else np.pad(line, ((0, 0), (0, width - line.shape[1])))
+
+def normalize_lines(lines: dict) -> dict:
+    "A `make_lines` dict with every image passed through `normalize_line`: the form the line model reads."
+    images = lines["images"]
+    normal = [_in_canvas(normalize_line(x), images.shape[2]) for x in images]
+    return {**lines, "images": np.stack(normal) if normal else images}
 
 # %% ../../solutions/lab3/01_lines.ipynb #e84ba83a
 LINES_VERSION = 4  # bump when the generator changes, so that old caches are not used
@@ -498,8 +505,8 @@ CHUNK = 1000  # lines per generation step; chunk i is seeded with (seed, i)
 
 def lines_dataset(split: str = "train", n: int = 10_000, max_length: int = 32, seed=0, font_rate: float = 0.2,
                   realism: bool = True, varied: bool = False, cache: bool = True, cache_dir: Path | None = None) -> dict:
-    """`n` lines like `make_lines` (`make_varied_lines` if `varied`), generated in chunks with a progress bar and
-    cached in `cache_dir` (`data/processed/`)."""
+    """`n` normalized lines (`normalize_lines` of `make_lines`, or `make_varied_lines` if `varied`), generated in
+    chunks with a progress bar and cached in `cache_dir` (`data/processed/`)."""
     name = (f"lines-v{LINES_VERSION}-{bank_tag(split)}-{split}-n{n}-len{max_length}-seed{seed}-font{font_rate:g}"
             f"-real{int(realism)}{'-varied' if varied else ''}.npz")
     path = Path(cache_dir or data_dir() / "processed") / name
@@ -510,7 +517,7 @@ def lines_dataset(split: str = "train", n: int = 10_000, max_length: int = 32, s
             return {"images": arrays["images"], "texts": arrays["texts"].tolist(), "labels": arrays["labels"]}
         print(f"{relative_path(path)} is damaged: generating it again")
     make = (lambda k, s: make_varied_lines(k, split, max_length, s, font_rate)) if varied else \
-        (lambda k, s: make_lines(k, split, max_length, s, realism, font_rate))
+        (lambda k, s: normalize_lines(make_lines(k, split, max_length, s, realism, font_rate)))
     parts = [make(min(CHUNK, n - i), [seed, i // CHUNK]) for i in tqdm(range(0, n, CHUNK), desc=f"{split} lines", unit="chunk")]
     out = {"images": np.concatenate([p["images"] for p in parts]) if parts else
                      np.zeros((0, LINE_HEIGHT, line_width(max_length)), np.uint8),

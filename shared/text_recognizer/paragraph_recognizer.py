@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .line_detector import detect_lines, ink_image, locate_lines, match_lines
+from .line_detector import detect_lines, detector_input, locate_lines, match_lines
+from .line_normalization import remove_paper
 from .line_predictor import LinePredictor, prepare_line
 from .metadata import CHARSET, WEIGHTS_DIR, lab_size
 from .predict import OnnxModel, read_image
@@ -19,19 +20,23 @@ from .predict import OnnxModel, read_image
 # %% ../../solutions/lab4/04_paragraph_recognizer.ipynb #8792ee1e
 DETECTOR = "line_detector"
 MAX_PIXELS = 50_000_000      # larger images are refused (a decompression bomb is not a page)
-STRIP_REACH = 1.4            # a line strip reaches 1.4 body thicknesses above and below the line's centre line
+STRIP_REACH = 2.0            # a line strip reaches 2 body thicknesses above and below the line's centre line
 
-def line_strip(ink: np.ndarray, box, centre, thickness: float, reach: float = STRIP_REACH) -> np.ndarray:
-    "uint8 straightened strip of one line: per column of its box, the rows within `reach` × `thickness` of the centre."
+def line_strip(ink: np.ndarray, box, centre, thickness: float, reach: float = STRIP_REACH, others=()) -> np.ndarray:
+    """uint8 straightened strip of one line: per column of its box, the rows within `reach` × `thickness` of the centre
+    that are nearer to it than to the centre lines `others` of the page's other lines."""
     x0, x1 = int(box[0]), int(box[2])
     ### BEGIN SOLUTION: columns xs = x0..x1-1; centre rows y = intercept + slope · xs; rows within ±reach·thickness of y; out-of-page rows are 0; scale to uint8
     xs = np.arange(x0, max(x1, x0 + 1))
     half = max(2, int(np.ceil(reach * thickness)))
     rows = np.round(centre[0] + centre[1] * xs)[None, :].astype(np.int64) + np.arange(-half, half)[:, None]
     inside = (rows >= 0) & (rows < ink.shape[0])
+    ### END SOLUTION
+    own = centre[0] + centre[1] * xs
+    for intercept, slope in others:  # a neighbour's ascenders and descenders stay with the neighbour
+        inside &= np.abs(rows - own) <= np.abs(rows - (intercept + slope * xs))
     strip = np.where(inside, ink[np.clip(rows, 0, ink.shape[0] - 1), np.clip(xs, 0, ink.shape[1] - 1)[None, :]], 0)
     return np.round(strip * 255).astype(np.uint8)
-    ### END SOLUTION
 
 class ParagraphTextRecognizer:
     "Read a handwritten paragraph: `ParagraphTextRecognizer().predict(image) -> {'text', 'lines'}`."
@@ -41,22 +46,25 @@ class ParagraphTextRecognizer:
         self.line_predictor = line_predictor or LinePredictor()
 
     def ink(self, image) -> np.ndarray:
-        "The ink image (float32 (H, W), light on dark, in [0, 1]) of any input `read_image` accepts."
+        "The ink (float32 (H, W), light on dark, paper removed, brightest stroke 1) of any input `read_image` accepts."
         gray = read_image(image)
         if gray.size > MAX_PIXELS:
             raise ValueError(f"the image has {gray.shape[0]}×{gray.shape[1]} pixels; at most {MAX_PIXELS:,} are read")
-        return ink_image(gray)
+        ink = remove_paper(gray)
+        return ink / max(float(ink.max()), 1e-6)
 
     def detect(self, image) -> np.ndarray:
         "Line boxes (k, 4) `[x0, y0, x1, y1]` of `image`, top to bottom."
-        return detect_lines(self.ink(image), self.detector)
+        return detect_lines(detector_input(self.ink(image) * 255), self.detector)
 
     def strips(self, ink: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        "Line boxes of an ink image and the straightened uint8 strip of each line."
+        "Line boxes of an ink image (`ink`) and the straightened uint8 strip of each line, cut from that ink."
         if ink.max() == 0:
             return np.zeros((0, 4), np.int64), []
-        lines = locate_lines(ink, self.detector)
-        return lines["boxes"], [line_strip(ink, *args) for args in zip(lines["boxes"], lines["centres"], lines["thickness"])]
+        lines = locate_lines(detector_input(ink * 255), self.detector)
+        centres = [tuple(c) for c in lines["centres"]]
+        return lines["boxes"], [line_strip(ink, box, centre, thickness, others=centres[:k] + centres[k + 1:])
+                                for k, (box, centre, thickness) in enumerate(zip(lines["boxes"], centres, lines["thickness"]))]
 
     def predict(self, image) -> dict:
         "`{'text': lines joined by newlines, 'lines': [{'box', 'text', 'confidence'}, ...]}` for one image."

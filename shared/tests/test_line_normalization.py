@@ -1,0 +1,95 @@
+"One line normalization (text_recognizer.line_normalization): paper removal, body finding, the resample, serving-safe."
+import subprocess, sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from text_recognizer.line_normalization import (BODY_CENTRE, BODY_HEIGHT, LINE_HEIGHT, MIN_WIDTH, line_body, line_ink,
+                                                normalize_line)
+from text_recognizer.lines import make_lines
+
+
+@pytest.fixture(scope="module")
+def line():
+    return make_lines(1, "test", seed=4)["images"][0]
+
+
+def body_of(normal: np.ndarray) -> tuple[float, float]:
+    "(centre row, thickness) of a normalized line, measured again."
+    b = line_body(normal.astype(np.float32))
+    return b["centre"][0], b["thickness"]
+
+
+def similar(a: np.ndarray, b: np.ndarray) -> float:
+    "Correlation of two lines blurred by 2 px (a stroke a pixel or two away still counts as the same)."
+    w = min(a.shape[1], b.shape[1])
+    soft = lambda x: np.asarray(Image.fromarray(x[:, :w]).filter(ImageFilter.GaussianBlur(2)), np.float32).ravel()
+    return float(np.corrcoef(soft(a), soft(b))[0, 1])
+
+
+def test_a_normalized_line_has_its_body_at_the_trained_place(line):
+    out = normalize_line(line)
+    centre, thickness = body_of(out)
+    assert out.dtype == np.uint8 and out.shape[0] == LINE_HEIGHT and out.max() == 255
+    assert abs(centre - BODY_CENTRE) <= 1.5 and abs(thickness - BODY_HEIGHT) <= 2
+
+
+def test_size_margins_polarity_and_tilt_do_not_change_the_result(line):
+    base = normalize_line(line)
+    big = 255 - np.pad(np.asarray(Image.fromarray(line).resize((line.shape[1] * 3, 84), Image.BILINEAR)),
+                       ((60, 90), (40, 40)))
+    tilted = np.asarray(Image.fromarray(big).rotate(3, Image.BILINEAR, expand=True, fillcolor=255))
+    for variant, alike in ((big, 0.7), (tilted, 0.35)):  # a tilted line is straightened by a shear: glyphs stay rotated
+        out = normalize_line(variant)
+        assert abs(out.shape[1] - base.shape[1]) <= 0.1 * base.shape[1]
+        centre, thickness = body_of(out)
+        assert similar(out, base) > alike and abs(centre - BODY_CENTRE) <= 1.5 and abs(thickness - BODY_HEIGHT) <= 2
+
+
+def test_very_large_writing_reaches_the_model_size(line):
+    huge = np.asarray(Image.fromarray(line).resize((line.shape[1] * 12, LINE_HEIGHT * 12), Image.BILINEAR))
+    out = normalize_line(huge)
+    assert out.shape[0] == LINE_HEIGHT and abs(out.shape[1] - normalize_line(line).shape[1]) <= 0.1 * out.shape[1]
+    assert abs(body_of(out)[1] - BODY_HEIGHT) <= 2
+
+
+def test_shaded_grainy_paper_is_not_ink():
+    rng = np.random.default_rng(0)
+    page = np.clip(np.linspace(215, 105, 400)[None, :] + rng.normal(0, 5, (60, 400)), 0, 255).astype(np.uint8)
+    page[25:33, 50:350] = 15
+    ink = line_ink(page)
+    assert (ink[:18] > 0).mean() < 0.01 and (ink[27:31, 60:340] > 0).all()
+    body = line_body(ink)
+    assert (body["left"], body["right"]) == (50, 350) and abs(body["centre"][0] - 29) <= 1.5
+
+
+def test_the_centre_line_follows_a_tilted_line():
+    band = np.zeros((90, 500), np.float32)
+    for x in range(30, 470):
+        band[int(20 + 0.08 * x):int(20 + 0.08 * x) + 10, x] = 180
+    body = line_body(band)
+    assert abs(body["centre"][1] - 0.08) < 0.01 and 8 <= body["thickness"] <= 12
+
+
+def test_a_speck_gives_the_minimum_width_and_blank_images_are_refused():
+    speck = np.zeros((40, 40), np.uint8)
+    speck[20, 20] = 200
+    assert normalize_line(speck).shape == (LINE_HEIGHT, MIN_WIDTH)
+    for blank in (np.zeros((28, 100), np.uint8), np.full((50, 80), 230, np.uint8)):
+        with pytest.raises(ValueError, match="no ink"):
+            normalize_line(blank)
+
+
+def test_needs_neither_scipy_nor_tensorflow():
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('tensorflow', 'keras', 'scipy'):\n"
+            "            raise ImportError('blocked: ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import numpy as np\n"
+            "from text_recognizer.line_normalization import normalize_line\n"
+            "a = np.zeros((50, 200), np.uint8); a[20:30, 20:180] = 255\n"
+            "assert normalize_line(a).shape[0] == 28\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
