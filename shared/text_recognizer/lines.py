@@ -351,11 +351,11 @@ def make_lines(n: int, split: str = "train", max_length: int = 32, seed=0, reali
         images[fonted] = draw_font_lines([t for t, f in zip(texts, fonted) if f], split, width, rng)
     return {"images": images, "texts": texts, "labels": encode_labels(texts, max_length)}
 
-# %% ../../solutions/lab3/01_lines.ipynb #2e2f6818
+# %% ../../solutions/lab3/01_lines.ipynb #446dada6
 from scipy import ndimage
 from .line_normalization import normalize_line
 
-# %% ../../solutions/lab3/01_lines.ipynb #5c7bb458
+# %% ../../solutions/lab3/01_lines.ipynb #a681d015
 def _smooth_field(shape, rng, cell: float) -> np.ndarray:
     "A smooth random field in [-1, 1] of `shape`: uniform noise on a grid of `cell`-px cells, bicubically upsampled."
     h, w = shape
@@ -382,7 +382,7 @@ def distort(line: np.ndarray, rng) -> np.ndarray:
     out = ndimage.map_coordinates(img.astype(np.float32), [src_y, src_x], order=1, cval=0)
     return np.clip(out, 0, 255).astype(np.uint8)
 
-# %% ../../solutions/lab3/01_lines.ipynb #186b3c00
+# %% ../../solutions/lab3/01_lines.ipynb #55cb9239
 def pen_redraw(line: np.ndarray, rng, zoom: int = 3) -> np.ndarray:
     "uint8 line light on dark, its strokes thinned to their centre lines and drawn again with a round pen of one width."
     big = np.asarray(Image.fromarray(line).resize((line.shape[1] * zoom, line.shape[0] * zoom), Image.BILINEAR)) > 90
@@ -393,7 +393,7 @@ def pen_redraw(line: np.ndarray, rng, zoom: int = 3) -> np.ndarray:
     small = Image.fromarray(ink.astype(np.uint8) * 255).resize(line.shape[::-1], Image.BOX)
     return np.asarray(small)
 
-# %% ../../solutions/lab3/01_lines.ipynb #321f694f
+# %% ../../solutions/lab3/01_lines.ipynb #f53e3d09
 def scan(line: np.ndarray, rng) -> np.ndarray:
     "uint8 image of a light-on-dark line as a scan or photo would show it: larger, margins, pen, blur, paper, noise, JPEG."
     h, w = line.shape
@@ -426,7 +426,7 @@ def scan(line: np.ndarray, rng) -> np.ndarray:
         out = np.asarray(Image.open(buf).convert("L"))
     return out
 
-# %% ../../solutions/lab3/01_lines.ipynb #8ec042c5
+# %% ../../solutions/lab3/01_lines.ipynb #016b19b5
 def _ink_end(line: np.ndarray) -> int:
     cols = np.flatnonzero(line.max(0) > 0)
     return int(cols[-1]) + 2 if len(cols) else line.shape[1]
