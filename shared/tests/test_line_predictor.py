@@ -44,8 +44,9 @@ def test_prepare_line_keeps_a_model_line_and_normalises_a_scan():
     assert a.dtype == np.uint8 and a.shape[0] == 28 and a.max() == 255 and a[:, 0].max() == 0
     scan = 255 - np.asarray(Image.fromarray(line).resize((line.shape[1] * 3, 84), Image.Resampling.BICUBIC))
     b = prepare_line(scan)
-    assert b.shape[0] == 28 and abs(b.shape[1] - a.shape[1]) <= 4
-    assert np.corrcoef(a[:, :min(a.shape[1], b.shape[1])].ravel(), b[:, :min(a.shape[1], b.shape[1])].ravel())[0, 1] > 0.8
+    assert b.shape[0] == 28 and abs(b.shape[1] - a.shape[1]) <= 0.08 * a.shape[1]  # one body scale, up to rounding
+    same_size = np.asarray(Image.fromarray(b).resize(a.shape[::-1], Image.Resampling.BILINEAR))  # undo the rounding
+    assert np.corrcoef(a.ravel(), same_size.ravel())[0, 1] > 0.8
 
 
 def test_prepare_line_pads_tiny_inputs():

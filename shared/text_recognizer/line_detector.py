@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .line_normalization import remove_paper
-from .predict import read_image
+from .predict import read_image, remove_paper
 
 # %% ../../solutions/lab4/03_line_detector.ipynb #1675db35
 def box_iou(a, b) -> np.ndarray:

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from .line_detector import detect_lines, detector_input, locate_lines, match_lines
-from .line_normalization import remove_paper
 from .line_predictor import LinePredictor, prepare_line
 from .metadata import CHARSET, WEIGHTS_DIR, lab_size
-from .predict import OnnxModel, read_image
+from .predict import OnnxModel, read_image, remove_paper
 
 # %% ../../solutions/lab4/04_paragraph_recognizer.ipynb #8792ee1e
 DETECTOR = "line_detector"

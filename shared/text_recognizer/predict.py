@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['EMNIST_SIZE', 'GLYPH_SIZE', 'CHARACTER_MODEL', 'read_image', 'border_median', 'is_dark_on_light', 'light_on_dark',
-           'ink_box', 'to_emnist', 'OnnxModel', 'CharacterPredictor']
+           'paper_level', 'remove_paper', 'ink_box', 'to_emnist', 'OnnxModel', 'CharacterPredictor']
 
 # %% ../../solutions/lab2/05_predictor.ipynb #ae076b5a
 import io, json
@@ -88,6 +88,25 @@ def light_on_dark(gray: np.ndarray) -> np.ndarray:
     gray = np.asarray(gray, dtype=np.uint8)
     return 255 - gray if is_dark_on_light(gray) else gray
 
+# %% ../../solutions/lab2/05_predictor.ipynb #78080c13
+def paper_level(light: np.ndarray, cell: int | None = None) -> tuple[np.ndarray, float]:
+    "The paper under a light-on-dark image: its mean level (H, W), smooth from cell to cell, and its grain (std)."
+    h, w = light.shape
+    cell = cell or max(8, min(h, w) // 3)
+    gh, gw = -(-h // cell), -(-w // cell)
+    padded = np.pad(light, ((0, gh * cell - h), (0, gw * cell - w)), mode="edge")
+    blocks = padded.reshape(gh, cell, gw, cell).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
+    low, mid = np.percentile(blocks, [25, 50], axis=2)                   # paper, unless ink fills half a cell
+    grain = float(np.median(mid - low)) / 0.674                          # a normal's quartile is 0.674 std from its mean
+    level = (low + 0.674 * grain).astype(np.float32)
+    return np.asarray(Image.fromarray(level, "F").resize((w, h), Image.Resampling.BILINEAR)), grain
+
+def remove_paper(gray: np.ndarray) -> np.ndarray:
+    "float32 ink (H, W) of a grayscale image in either polarity: paper (with its shading and grain) 0, ink above."
+    light = light_on_dark(gray).astype(np.float32)
+    level, grain = paper_level(light)
+    return np.clip(light - level - 3 * grain, 0, None)
+
 # %% ../../solutions/lab2/05_predictor.ipynb #31efb002
 EMNIST_SIZE, GLYPH_SIZE = 28, 24
 
@@ -98,8 +117,7 @@ def ink_box(ink: np.ndarray, threshold: float = 0.2) -> tuple[int, int, int, int
 
 def to_emnist(gray: np.ndarray, size: int = EMNIST_SIZE, glyph: int = GLYPH_SIZE) -> np.ndarray:
     "A 28×28 uint8 EMNIST-style image (light ink on black, box-centred, longer side 24 px) of a grayscale character."
-    light = light_on_dark(gray).astype(np.float32)
-    ink = np.clip(light - border_median(light), 0, None)
+    ink = remove_paper(gray)
     if ink.max() < 16:
         raise ValueError("the image has no ink: it is blank or has almost no contrast")
     top, bottom, left, right = ink_box(ink)

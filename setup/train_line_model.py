@@ -1,0 +1,127 @@
+"""Production training of the line model: the recipe recorded in shared/text_recognizer/weights/line_model.json.
+
+    TR_LAB_SIZE=full python setup/train_line_model.py            # train what is missing, evaluate, export, record
+    TR_LAB_SIZE=full python setup/train_line_model.py --export   # only evaluate, export and record the last stage
+
+Two fine-tuning stages start from the lab 4 model of commit a4a2e82 (lab 3 lines, then detected page strips) and train
+on varied, normalized lines (`lines_dataset(varied=True)`: EMNIST in the typographic and the reference layout,
+handwriting fonts, pen redraws, distortions, scans). Each stage keeps Keras BackupAndRestore checkpoints in
+data/checkpoints/<stage>/ and its finished network there as network.keras: run the script again after an
+interruption (another session, a crash) and it resumes the unfinished stage at its last finished epoch and skips
+finished ones. The last stage becomes weights/line_model.keras and .onnx, with its figures and this recipe in
+line_model.json and the weights manifest.
+"""
+import argparse, json, os, shutil, subprocess, sys, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = ROOT / "data" / "checkpoints"
+START = ("a4a2e82", "shared/text_recognizer/weights/line_model.keras")  # the lab 4 model the stages start from
+STAGES = [
+    {"name": "line_model_v2a", "init": "start", "epochs": 2, "learning_rate": 1e-3, "batch_size": 64,
+     "dataset_args": {"n_train": 24000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.3}},
+    {"name": "line_model_v2b", "init": "line_model_v2a", "epochs": 5, "learning_rate": 1e-3, "batch_size": 64,
+     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.35}},
+]
+
+
+def stage_network(name: str) -> Path:
+    "Where a finished stage keeps its network."
+    return CHECKPOINTS / name / "network.keras"
+
+
+def start_network() -> Path:
+    "The lab 4 line model the first stage starts from, taken out of git history once."
+    path = CHECKPOINTS / "line_model_lab4.keras"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        blob = subprocess.run(["git", "show", f"{START[0]}:{START[1]}"], cwd=ROOT, check=True, capture_output=True).stdout
+        path.write_bytes(blob)
+    return path
+
+
+def run_stage(stage: dict) -> dict:
+    "Train one stage (resuming from its checkpoints) unless it is finished; its results dict."
+    from text_recognizer.metadata import WEIGHTS_DIR
+    from text_recognizer.train import train
+    results_path = CHECKPOINTS / stage["name"] / "results.json"
+    if stage_network(stage["name"]).exists() and results_path.exists():
+        print(f"{stage['name']}: finished earlier")
+        return json.loads(results_path.read_text())
+    init = start_network() if stage["init"] == "start" else stage_network(stage["init"])
+    config = {"dataset": "lines", "dataset_args": stage["dataset_args"], "init": str(init), "model": "line",
+              "model_args": {"checkpoint_dir": str(CHECKPOINTS / stage["name"])}, "epochs": stage["epochs"],
+              "batch_size": stage["batch_size"], "learning_rate": stage["learning_rate"], "save": stage["name"],
+              "wandb": os.environ.get("WANDB_MODE") != "disabled"}
+    results = train(config, verbose=2)
+    shutil.move(WEIGHTS_DIR / f"{stage['name']}.keras", stage_network(stage["name"]))
+    results["config"] = {k: v for k, v in config.items() if k not in ("init", "model_args")}
+    results_path.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def evaluate(model) -> dict:
+    "Figures of a LineModel on the own test lines, held-out font lines and varied test lines (all normalized)."
+    from text_recognizer.lines import lines_dataset
+    figures = {}
+    for prefix, kwargs in {"test": dict(n=1000, font_rate=0.0, seed=1), "font_test": dict(n=500, font_rate=1.0, seed=2),
+                           "varied_test": dict(n=1000, font_rate=0.35, seed=3, varied=True)}.items():
+        data = lines_dataset("test", **kwargs)
+        metrics = model.evaluate((data["images"], data["labels"]))
+        figures.update({f"{prefix}_lines": kwargs["n"], f"{prefix}_cer_greedy": round(metrics["cer"], 4),
+                        f"{prefix}_cer_beam": round(metrics["cer_beam"], 4),
+                        f"{prefix}_cer_beam_casefold": round(metrics["cer_beam_casefold"], 4)})
+    return figures
+
+
+def export(stages: list[dict], results: list[dict]) -> dict:
+    "Make the last stage the production model: .keras, .onnx, line_model.json (figures, recipe), manifest."
+    from text_recognizer.emnist import sha256_file
+    from text_recognizer.line_model import LineModel
+    from text_recognizer.metadata import CHARSET, WEIGHTS_DIR
+    from text_recognizer.paragraph_recognizer import MANIFEST, build_manifest, write_json
+    shutil.copyfile(stage_network(stages[-1]["name"]), WEIGHTS_DIR / "line_model.keras")
+    model = LineModel.load("line_model")
+    model.export_onnx(WEIGHTS_DIR / "line_model.onnx")
+    info_path = WEIGHTS_DIR / "line_model.json"
+    old = json.loads(info_path.read_text()) if info_path.exists() else {}
+    info = {"charset": list(CHARSET),
+            "input": "float32 (N, 28, W) in [0, 1], light ink on black, normalized by normalize_line; any W >= 32",
+            "output": old.get("output", "float32 (N, W // 4, 80) per-step probabilities; index 0 is the CTC blank"),
+            "network": "line_lstm_ctc", "params": model.network.count_params(), **evaluate(model),
+            "train_minutes": round(sum(r["train_seconds"] for r in results) / 60, 1),
+            "keras_sha256": sha256_file(WEIGHTS_DIR / "line_model.keras"),
+            "onnx_sha256": sha256_file(WEIGHTS_DIR / "line_model.onnx"),
+            "training": {"recipe": "setup/train_line_model.py", "starts_from": f"{START[1]} at commit {START[0]}",
+                         "stages": [{**s, **{k: r.get(k) for k in ("train_examples", "train_seconds", "epochs_run",
+                                                                     "val_cer", "test_cer", "test_cer_beam")},
+                                     "val_cer_per_epoch": r.get("history", {}).get("val_cer")}
+                                    for s, r in zip(stages, results)],
+                         "earlier": old.get("training")}}
+    write_json(info_path, info)
+    write_json(WEIGHTS_DIR / MANIFEST, build_manifest())
+    return info
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--export", action="store_true", help="only evaluate, export and record the finished stages")
+    args = p.parse_args(argv)
+    if os.environ.get("TR_LAB_SIZE") != "full":
+        print("setup/train_line_model.py: set TR_LAB_SIZE=full (the glyph banks of the production data)", file=sys.stderr)
+        return 2
+    started = time.time()
+    results = []
+    for stage in STAGES:
+        if args.export:
+            results.append(json.loads((CHECKPOINTS / stage["name"] / "results.json").read_text()))
+        else:
+            results.append(run_stage(stage))
+    info = export(STAGES, results)
+    print(json.dumps({k: v for k, v in info.items() if k not in ("charset", "training")}, indent=1))
+    print(f"done in {(time.time() - started) / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
