@@ -425,6 +425,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'text_recognizer/paragraphs.py'),
                                             'text_recognizer.paragraphs.paragraphs_dataset': ( 'lab4/paragraphs.html#paragraphs_dataset',
                                                                                                'text_recognizer/paragraphs.py'),
+                                            'text_recognizer.paragraphs.scan_page': ( 'lab4/paragraphs.html#scan_page',
+                                                                                      'text_recognizer/paragraphs.py'),
                                             'text_recognizer.paragraphs.wrap_paragraph': ( 'lab4/paragraphs.html#wrap_paragraph',
                                                                                            'text_recognizer/paragraphs.py')},
             'text_recognizer.predict': { 'text_recognizer.predict.CharacterPredictor': ( 'lab2/predictor.html#characterpredictor',

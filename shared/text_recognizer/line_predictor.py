@@ -8,11 +8,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .ctc import beam_search_decode, greedy_decode
 from .metadata import CHARSET, WEIGHTS_DIR
-from .line_normalization import LINE_HEIGHT, normalize_line
+from .line_normalization import normalize_line
 from .predict import OnnxModel
 
 # %% ../../solutions/lab3/05_line_predictor.ipynb #6833dde9

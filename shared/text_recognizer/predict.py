@@ -88,7 +88,7 @@ def light_on_dark(gray: np.ndarray) -> np.ndarray:
     gray = np.asarray(gray, dtype=np.uint8)
     return 255 - gray if is_dark_on_light(gray) else gray
 
-# %% ../../solutions/lab2/05_predictor.ipynb #78080c13
+# %% ../../solutions/lab2/05_predictor.ipynb #3d4f4695
 def paper_level(light: np.ndarray, cell: int | None = None) -> tuple[np.ndarray, float]:
     "The paper under a light-on-dark image: its mean level (H, W), smooth from cell to cell, and its grain (std)."
     h, w = light.shape
