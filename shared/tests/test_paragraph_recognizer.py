@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from rapidfuzz.distance import Levenshtein
 
 import text_recognizer.paragraph_recognizer as pr
 from text_recognizer.ctc import character_error_rate
@@ -38,7 +39,9 @@ def test_reads_a_page_in_either_polarity_and_any_input_form(page, recognizer, tm
     json.dumps(result)                                                   # plain JSON types only
     paper = 255 - (image * 0.75).astype(np.uint8)                       # dark ink on light paper
     on_paper = recognizer.predict(paper)
-    assert len(on_paper["lines"]) == len(boxes) and character_error_rate(on_paper["text"], result["text"]) < 0.05
+    # the same lines; at most one doubtful character per line may read differently at 3/4 of the contrast
+    assert len(on_paper["lines"]) == len(boxes)
+    assert Levenshtein.distance(on_paper["text"], result["text"]) <= len(boxes), (on_paper["text"], result["text"])
     path = tmp_path / "page.png"
     Image.fromarray(paper).save(path)
     assert recognizer.predict(path) == on_paper                          # a file, its bytes, a PIL image: the same
