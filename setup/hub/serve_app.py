@@ -113,9 +113,11 @@ def proxy_url(port: int) -> str:
 # threads, so that an idle or slow connection does not hold a whole worker process, and the lab4 service's worker
 # class, which keeps silent connections out of the threads and answers 408 to headers slower than 10 s (plain
 # gthread when text_recognizer is not importable). Options given on the command line come after these and win.
-# The Docker image (setup/serving/Dockerfile) runs gunicorn with the same settings.
+# MALLOC_ARENA_MAX=2: glibc gives each thread that allocates its own memory arena; with 2 the workers' memory stays
+# flat under load. The Docker image (setup/serving/Dockerfile) runs gunicorn with the same settings.
 def gunicorn_defaults() -> list:
-    "The gunicorn options every app served from here starts with."
+    "The gunicorn options every app served from here starts with (and MALLOC_ARENA_MAX=2 in gunicorn's environment)."
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     try:
         from text_recognizer.service import GuardedThreadWorker  # noqa: F401
         worker = "text_recognizer.service.GuardedThreadWorker"

@@ -1,13 +1,15 @@
-"""Bounded load test of the prediction service on loopback: start gunicorn on 127.0.0.1, send N prediction requests
-from C concurrent clients (stopping early at a time limit), print latency percentiles, throughput, errors and the
-server's memory before and after.
+"""Bounded load test of the prediction service on loopback: start gunicorn on 127.0.0.1 with the served settings
+(setup/hub/serve_app.py's gunicorn_defaults, as setup/serving/run and the Docker image use), send N prediction
+requests from C concurrent clients (stopping early at a time limit), print latency percentiles, throughput, errors
+and the server's memory before and after.
 
     python shared/benchmarks/load_test.py                        # 1,000 requests, 8 concurrent, 2 workers
     python shared/benchmarks/load_test.py --requests 200 --concurrency 4 --workers 1 --max-seconds 60
+    python shared/benchmarks/load_test.py --gunicorn "--worker-class sync --threads 1"   # the old sync workers
 
 A script that prints figures, not a unit test: the numbers depend on the machine and on what else runs on it.
 """
-import argparse, base64, io, json, os, socket, subprocess, sys, tempfile, threading, time
+import argparse, base64, importlib.util, io, json, os, shlex, socket, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,11 +42,20 @@ def tree_rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)]) / 1e6
 
 
-def start_gunicorn(app: str, port: int, workers: int, log):
+def served_settings() -> list[str]:
+    "The gunicorn options the service is served with (worker class, threads, keep-alive, timeout)."
+    sys.path.insert(0, str(ROOT / "shared"))
+    spec = importlib.util.spec_from_file_location("serve_app", ROOT / "setup" / "hub" / "serve_app.py")
+    serve_app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve_app)
+    return serve_app.gunicorn_defaults()
+
+
+def start_gunicorn(app: str, port: int, workers: int, log, settings: list[str]):
     pythonpath = os.pathsep.join(filter(None, [str(ROOT / "shared"), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": pythonpath, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-               "--timeout", "120", app]
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *settings, "--workers", str(workers),
+               app]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -96,6 +107,8 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this long")
     parser.add_argument("--image", type=Path, help="an image file to send (default: a synthetic handwritten page)")
     parser.add_argument("--app", default="text_recognizer.service:create_app()", help="the WSGI app for gunicorn")
+    parser.add_argument("--gunicorn", default="", help='more gunicorn options, after the served ones (they win), '
+                        'e.g. "--worker-class sync --threads 1" for the old sync workers')
     options = parser.parse_args()
 
     png = options.image.read_bytes() if options.image else paragraph_png()
@@ -103,7 +116,8 @@ def main():
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.NamedTemporaryFile("w+", suffix=".log", prefix="load_test_gunicorn_") as log:
-        server = start_gunicorn(options.app, port, options.workers, log)
+        settings = served_settings() + shlex.split(options.gunicorn)
+        server = start_gunicorn(options.app, port, options.workers, log, settings)
         try:
             wait_until_up(url, server)
             idle_mb = tree_rss_mb(server.pid)
@@ -113,8 +127,13 @@ def main():
                 raise RuntimeError(f"warm-up failed: {warm[0].status_code} {warm[0].text[:300]}")
             answer = warm[0].json()
             before_mb = tree_rss_mb(server.pid)
-            latencies, statuses, wall = run_load(url, body, options.requests, options.concurrency, options.max_seconds)
-            after_mb = tree_rss_mb(server.pid)
+            latencies, statuses, wall, quarters_mb = np.array([]), [], 0.0, []
+            for quarter in range(4):  # memory after each quarter of the load: growth would show as a trend
+                n = options.requests // 4 + (quarter < options.requests % 4)
+                lat, stat, seconds = run_load(url, body, n, options.concurrency, options.max_seconds - wall)
+                latencies, statuses, wall = np.concatenate([latencies, lat]), statuses + stat, wall + seconds
+                quarters_mb.append(tree_rss_mb(server.pid))
+            after_mb = quarters_mb[-1]
             worker_metrics = requests.get(url + "/metrics", timeout=5).json()
         finally:
             server.terminate()
@@ -126,17 +145,20 @@ def main():
     p50, p95, p99 = np.percentile(latencies, [50, 95, 99]) if latencies.size else (float("nan"),) * 3
     print(f"image: {Image.open(io.BytesIO(png)).size[0]}×{Image.open(io.BytesIO(png)).size[1]} px, "
           f"{len(png) / 1e3:.1f} kB PNG, {len(answer['lines'])} lines read: {answer['text']!r}")
-    print(f"gunicorn: {options.workers} workers on 127.0.0.1, {os.cpu_count()} CPUs; "
+    print(f"gunicorn: {options.workers} workers on 127.0.0.1 ({' '.join(settings)}), {os.cpu_count()} CPUs; "
           f"{options.concurrency} concurrent clients")
     print(f"requests: {len(statuses)} sent of {options.requests} (time limit {options.max_seconds:.0f} s), "
           f"errors: {errors}")
     print(f"wall time: {wall:.1f} s, throughput: {len(statuses) / wall:.1f} requests/s")
     print(f"latency (ms): p50 {p50:.1f}, p95 {p95:.1f}, p99 {p99:.1f}, max {latencies.max():.1f}")
     print(f"server memory (master + workers, RSS): {idle_mb:.0f} MB idle, {before_mb:.0f} MB after warm-up, "
-          f"{after_mb:.0f} MB after the load ({after_mb - before_mb:+.0f} MB)")
+          f"{after_mb:.0f} MB after the load ({after_mb - before_mb:+.0f} MB); after each quarter of the load: "
+          f"{', '.join(f'{mb:.0f}' for mb in quarters_mb)} MB")
     print(f"one worker's /metrics: {worker_metrics['predictions']} predictions, latency {worker_metrics['latency_ms']}, "
           f"server errors {worker_metrics['server_errors']}")
-    print(f"server log: {sum(l.startswith('{') for l in log_lines)} JSON request lines")
+    restarts = sum("Booting worker" in l for l in log_lines) - options.workers
+    print(f"server log: {sum(l.startswith('{') for l in log_lines)} JSON request lines, {restarts} worker restarts, "
+          f"{sum('WORKER TIMEOUT' in l for l in log_lines)} worker timeouts")
     return 1 if errors else 0
 
 

@@ -1,6 +1,9 @@
-"""The prediction service (text_recognizer.service): good requests in every wrapper and polarity, and a corpus of bad
-inputs that must each get a 4xx JSON answer with a message (never a 500, never a crash)."""
-import base64, io, json, logging, subprocess, sys, zlib
+"""The prediction service (text_recognizer.service): good requests in every wrapper and polarity, a corpus of bad
+inputs that must each get a 4xx JSON answer with a message (never a 500, never a crash), images that used to read
+wrong, and gunicorn with the served settings under idle and slow clients."""
+import base64, http.client, importlib.util, io, json, logging, os, re, socket, subprocess, sys, threading, time, zlib
+import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,7 +11,11 @@ from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
 from text_recognizer.paragraphs import make_paragraphs
-from text_recognizer.service import MAX_BODY_BYTES, MAX_IMAGE_PIXELS, create_app
+from text_recognizer.predict import read_image
+from text_recognizer.service import (HEADER_TIMEOUT, MAX_BODY_BYTES, MAX_FORM_PARTS, MAX_IMAGE_PIXELS, create_app,
+                                     start_dev_server)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def page():
@@ -38,6 +45,21 @@ def png_bomb(path, side=20000) -> bytes:
     header = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])  # 1-bit grayscale
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
     return path.read_bytes()
+
+
+def animated_gif(gray) -> bytes:
+    "A two-frame GIF: the page, then the page inverted."
+    frames = [Image.fromarray(gray), Image.fromarray(255 - gray)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=500, loop=0)
+    return buffer.getvalue()
+
+
+def multipart(fields: int, boundary: str = "XyZ") -> tuple[bytes, str]:
+    "A multipart/form-data body with `fields` one-byte text fields, and its content type."
+    body = b"".join(b'--%s\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nx\r\n' % (boundary.encode(), i)
+                    for i in range(fields)) + b"--%s--\r\n" % boundary.encode()
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 @pytest.fixture()
@@ -189,6 +211,17 @@ def bad_inputs(page, page_png, bomb):
         "unsupported content type": (dict(data=b"<image/>", content_type="application/xml"), 415,
                                      "unsupported content type"),
         "HTML form post": (dict(data=b"<p>hi</p>", content_type="text/html"), 415, "unsupported content type"),
+        "JSON NaN": (dict(data=b'{"image": NaN}', content_type="application/json"), 400, "NaN is not a JSON value"),
+        "JSON Infinity": (dict(data=b'{"image": "x", "n": -Infinity}', content_type="application/json"), 400,
+                          "-Infinity is not a JSON value"),
+        "multipart with 20,000 fields": (dict(zip(("data", "content_type"), multipart(20_000))), 413,
+                                         f"more than {MAX_FORM_PARTS:,} parts"),
+        "animated GIF": (dict(json={"image": data_url(animated_gif(page["gray"]))}), 422, "animated"),
+        "text is described in words": (dict(json={"image": data_url(text)}), 415, 'text ("this is not an image")'),
+        "HEIC photo": (dict(data=b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", content_type="image/heic"),
+                       415, "HEIC"),
+        "base64 encoded twice": (dict(json={"image": data_url(base64.b64encode(page_png))}), 415, "encoded twice"),
+        "binary garbage": (dict(data=bytes(range(200, 256)), content_type="image/png"), 415, "first bytes, in hex"),
     }
 
 
@@ -200,14 +233,25 @@ def test_bad_input_corpus_gets_4xx_json_with_a_message(lazy_client, page, page_p
         assert response.status_code == status, (name, response.status_code, answer)
         assert isinstance(answer, dict) and set(answer) == {"error"}, (name, response.data[:200])
         assert fragment in answer["error"], (name, answer["error"])
-    assert len(corpus) >= 30
+        assert not re.search(r"\bb['\"]", answer["error"]), f"{name}: a Python bytes repr in {answer['error']!r}"
+    assert len(corpus) >= 40
 
 
 def test_the_bomb_is_small_on_disk_and_refused_from_its_header(lazy_client, bomb):
     assert len(bomb) < 1_000_000 and bomb[16:24] == (20000).to_bytes(4, "big") * 2
     response = lazy_client.post("/v1/predict", data={"image": (io.BytesIO(bomb), "bomb.png")})
-    assert response.status_code == 413 and "400000000 pixels" in response.get_json()["error"]
-    assert MAX_IMAGE_PIXELS < 20000 * 20000
+    error = response.get_json()["error"]
+    assert response.status_code == 413 and "20000×20000 = 400,000,000 pixels" in error, error
+    assert f"{MAX_IMAGE_PIXELS:,}" in error and str(2 * Image.MAX_IMAGE_PIXELS) not in error, "one limit, ours"
+    assert MAX_IMAGE_PIXELS < 20000 * 20000 and error.count("limit") == 1
+
+
+def test_the_header_size_message_is_the_same_below_and_above_pillows_limit(lazy_client):
+    "A 6000×6000 image is refused by our check, a 20000×20000 one first by Pillow's: the client sees one message."
+    small = lazy_client.post("/v1/predict", data=encode(Image.new("1", (6000, 6000))), content_type="image/png")
+    assert small.status_code == 413
+    assert small.get_json()["error"] == ("the image is 6000×6000 = 36,000,000 pixels; the limit is 25,000,000 pixels: "
+                                         "scale it down (2,000 pixels across is plenty for handwriting)")
 
 
 def test_random_bytes_never_give_a_server_error(client, page_png):
@@ -328,3 +372,265 @@ print(len(response.get_json()["lines"]))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == str(page["lines"])
+
+
+# ---- bodies sent chunked, through a real HTTP server ------------------------------------------------------------
+
+def post_chunked(host: str, port: int, body: bytes, content_type="application/json", chunk=65536):
+    "POST `body` with Transfer-Encoding: chunked (no Content-Length); returns (status, parsed JSON answer)."
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    conn.putrequest("POST", "/v1/predict")
+    conn.putheader("Content-Type", content_type)
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    try:
+        for i in range(0, len(body), chunk):
+            part = body[i:i + chunk]
+            conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+        conn.send(b"0\r\n\r\n")
+    except OSError:  # the server may answer 413 and close before the whole body is sent
+        pass
+    response = conn.getresponse()
+    status, answer = response.status, json.loads(response.read())
+    conn.close()
+    return status, answer
+
+
+@pytest.fixture(scope="module")
+def live_server(recognizer):
+    server = start_dev_server(create_app(recognizer))
+    yield server.server_address
+    server.shutdown()
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_bad_json(live_server):
+    host, port = live_server
+    status, answer = post_chunked(host, port, b'{"image": "' + b"A" * (MAX_BODY_BYTES + 1000) + b'"}')
+    assert status == 413 and "larger than the limit" in answer["error"], (status, answer)
+    body, kind = multipart(10)
+    status, answer = post_chunked(host, port, body + b"\0" * (MAX_BODY_BYTES + 1000), kind)
+    assert status == 413 and "larger than the limit" in answer["error"], (status, answer)
+
+
+def test_a_chunked_body_within_the_limit_is_read(live_server, page_png):
+    host, port = live_server
+    status, answer = post_chunked(host, port, json.dumps({"image": data_url(page_png)}).encode(), chunk=1000)
+    assert status == 200 and answer["lines"], answer
+    status, answer = post_chunked(host, port, page_png, "image/png")
+    assert status == 200 and answer["lines"], answer
+
+
+def test_a_form_with_too_many_parts_says_so(lazy_client):
+    body, kind = multipart(MAX_FORM_PARTS + 1)
+    error = lazy_client.post("/v1/predict", data=body, content_type=kind).get_json()["error"]
+    assert f"more than {MAX_FORM_PARTS} parts" in error and "larger than" not in error, error
+    body, kind = multipart(3)
+    assert "no field 'image'" in lazy_client.post("/v1/predict", data=body, content_type=kind).get_json()["error"]
+
+
+# ---- images that used to read wrong ----------------------------------------------------------------------------
+
+def test_a_16_bit_png_with_mid_grey_ink_is_read(client, page):
+    "Paper 65535, ink down to 32768 (mid-grey): clipping at 255 made the page blank; scaled, it reads as in 8 bits."
+    scan = (65535 - page["gray"].astype(np.uint32) * 128).astype(np.uint16)
+    png16 = encode(scan)
+    assert Image.open(io.BytesIO(png16)).mode == "I;16"
+    gray = read_image(png16)
+    assert gray.min() <= 130 and gray.max() >= 240, "the ink must survive the conversion to 8 bits"
+    eight_bit = np.round(scan / 257).astype(np.uint8)
+    response = client.post("/v1/predict", data=png16, content_type="image/png")
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert answer == client.post("/v1/predict", data=encode(eight_bit), content_type="image/png").get_json()
+    assert len(answer["lines"]) == page["lines"]
+    assert Levenshtein.normalized_distance(answer["text"], page["text"]) < 0.25, (answer["text"], page["text"])
+    assert np.array_equal(read_image(scan), eight_bit)  # a uint16 array too
+
+
+def test_an_animated_gif_is_refused_not_read_from_frame_0(lazy_client, page):
+    gif = animated_gif(page["gray"])
+    response = lazy_client.post("/v1/predict", data={"image": (io.BytesIO(gif), "page.gif")})
+    assert response.status_code == 422 and "animated" in response.get_json()["error"], response.get_json()
+    with pytest.raises(ValueError, match="animated"):
+        read_image(gif)
+    with Image.open(io.BytesIO(gif)) as image:
+        image.seek(1)  # a frame chosen on purpose is read
+        assert np.abs(read_image(image).astype(int) - (255 - page["gray"].astype(int))).mean() < 1
+
+
+def phone_photo(gray: np.ndarray, writing_scale: float, seed: int = 0, size=(4000, 3000)) -> bytes:
+    """A 4000×3000 RGB JPEG like a phone's photo of a page: the page's writing (light on dark, as generated)
+    enlarged `writing_scale` times, in dark ink on paper lit unevenly, with sensor noise."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    ink = np.asarray(Image.fromarray(gray).resize((round(gray.shape[1] * writing_scale),
+                                                   round(gray.shape[0] * writing_scale)), Image.BICUBIC), np.float32)
+    sheet = np.zeros((height, width), np.float32)
+    y0, x0 = int(0.12 * height), int(0.08 * width)
+    h, w = min(ink.shape[0], height - y0), min(ink.shape[1], width - x0)
+    sheet[y0:y0 + h, x0:x0 + w] = ink[:h, :w] / 255
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    paper = 225 + 20 * xx / width - 25 * yy / height
+    value = paper * (1 - 0.8 * sheet) + rng.normal(0, 5, (height, width))
+    rgb = np.clip(np.stack([value, value * 0.97, value * 0.9], axis=-1), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.xfail(strict=True, reason="the line detector shrinks every page wider than 800 px to 640 px, whatever "
+                   "the size of the writing (line_detector.detection_scale, lab4/03): the proposed fix scales by the "
+                   "writing's height instead; remove this mark when it is in")
+def test_a_4000x3000_photo_of_a_page_is_read(client):
+    "Three lines written about twice the training size, photographed at 4000×3000: the writing is 4-8 px tall at 640."
+    page = make_paragraphs(1, split="test", seed=4, max_lines=3, noise=False)
+    photo = phone_photo(page["images"][0], 2.0)
+    response = client.post("/v1/predict", data=photo, content_type="image/jpeg")
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert len(answer["lines"]) == 3, answer["text"]
+    assert Levenshtein.normalized_distance(answer["text"], page["texts"][0]) < 0.25, (answer["text"], page["texts"][0])
+
+
+# ---- the app's own pieces ---------------------------------------------------------------------------------------
+
+def test_the_favicon_is_served(lazy_client):
+    icon = lazy_client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.mimetype == "image/vnd.microsoft.icon"
+    assert Image.open(io.BytesIO(icon.data)).format == "ICO"
+    assert b'rel="icon"' in lazy_client.get("/").data
+
+
+def test_predictions_run_one_at_a_time_per_process(page_png):
+    "Threads of one worker share its cores: max_predictions (1) bounds the pages read at once, not /healthz."
+    state = {"running": 0, "most": 0}
+    lock = threading.Lock()
+
+    class Slow:
+        def predict(self, gray):
+            with lock:
+                state["running"] += 1
+                state["most"] = max(state["most"], state["running"])
+            time.sleep(0.3)
+            with lock:
+                state["running"] -= 1
+            return {"text": "", "lines": []}
+
+    server = start_dev_server(create_app(Slow()))
+    try:
+        def post():
+            urllib.request.urlopen(urllib.request.Request(server.url + "/v1/predict", data=page_png,
+                                                          headers={"Content-Type": "image/png"}), timeout=30).read()
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        start = time.perf_counter()
+        urllib.request.urlopen(server.url + "/healthz", timeout=5).read()
+        health_s = time.perf_counter() - start
+        for t in threads:
+            t.join()
+    finally:
+        server.shutdown()
+    assert state["most"] == 1 and health_s < 0.2, (state, health_s)
+
+
+# ---- gunicorn as served: idle and slow clients -------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health_seconds(url: str, timeout: float = 2.0):
+    "Seconds /healthz took to answer 200, or None when it did not answer within `timeout`."
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=timeout) as response:
+            return time.perf_counter() - start if response.status == 200 else None
+    except OSError:
+        return None
+
+
+@pytest.fixture()
+def gunicorn_service(tmp_path):
+    "The service as `bash setup/serving/run` starts it (2 workers, the served settings), on a free port; its log."
+    port, log_path = free_port(), tmp_path / "gunicorn.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(["bash", str(ROOT / "setup" / "serving" / "run")], env={**os.environ, "PORT": str(port)},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while health_seconds(url) is None:
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        yield url, port, log_path
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+
+
+def test_idle_and_slow_clients_do_not_stop_the_service(gunicorn_service, page_png):
+    "4 idle connections and 2 clients sending a header line every 3 s: /healthz and predictions still answer."
+    url, port, log_path = gunicorn_service
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    stop = threading.Event()
+
+    def dribble(sock):
+        sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: localhost\r\n")
+        for i in range(100):
+            if stop.wait(3):
+                return
+            try:
+                sock.sendall(b"X-Slow-%d: 1\r\n" % i)
+            except OSError:  # cut off by the server
+                return
+
+    feeders = [threading.Thread(target=dribble, args=(s,), daemon=True) for s in slow]
+    try:
+        for t in feeders:
+            t.start()
+        time.sleep(1)
+        latencies = []
+        for _ in range(5):
+            latencies.append(health_seconds(url, timeout=2.0))
+            time.sleep(0.5)
+        prediction = urllib.request.urlopen(urllib.request.Request(
+            url + "/v1/predict", data=page_png, headers={"Content-Type": "image/png"}), timeout=60)
+        answer = json.loads(prediction.read())
+        assert None not in latencies and max(latencies) < 2.0, latencies
+        assert prediction.status == 200 and answer["lines"], answer
+        print(f"\n/healthz under 4 idle + 2 slow connections: {', '.join(f'{1000 * s:.0f}' for s in latencies)} ms")
+        # the slow clients are answered 408 when their headers are HEADER_TIMEOUT late; the idle ones are closed
+        for sock in slow + idle:
+            sock.settimeout(HEADER_TIMEOUT + 10)
+        answers = [s.recv(4096) for s in slow]
+        assert all(a.startswith(b"HTTP/1.1 408 ") and b"did not arrive within" in a for a in answers), answers
+        assert all(s.recv(4096) == b"" for s in idle), "idle connections must be closed after the keep-alive time"
+    finally:
+        stop.set()
+        for sock in idle + slow:
+            sock.close()
+    status, answer = post_chunked("127.0.0.1", port, b'{"image": "' + b"A" * (MAX_BODY_BYTES + 10) + b'"}')
+    assert status == 413 and "larger than the limit" in answer["error"], (status, answer)
+    log = log_path.read_text()
+    assert "WORKER TIMEOUT" not in log and "out of memory" not in log and "Traceback" not in log, log[-3000:]
+    assert log.count("Booting worker") == 2, "no worker was restarted"
+
+
+def test_the_image_run_script_and_hub_launcher_use_the_same_gunicorn_settings():
+    spec = importlib.util.spec_from_file_location("serve_app", ROOT / "setup" / "hub" / "serve_app.py")
+    serve_app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serve_app)
+    settings = serve_app.gunicorn_defaults()
+    assert settings[:2] == ["--worker-class", "text_recognizer.service.GuardedThreadWorker"], settings
+    assert {"--threads", "--keep-alive", "--timeout"} <= set(settings)
+    dockerfile = re.sub(r"\\\n", " ", (ROOT / "setup" / "serving" / "Dockerfile").read_text())
+    command = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))
+    assert " ".join(settings) in " ".join(command.split()), (settings, command)
+    assert re.search(r"^ENV .*\bMALLOC_ARENA_MAX=2\b", dockerfile, re.M) and os.environ["MALLOC_ARENA_MAX"] == "2"
+    run = (ROOT / "setup" / "serving" / "run").read_text()
+    assert "setup/hub/serve_app.py" in run and "--worker-class" not in run.split("exec ", 1)[1]  # no override

@@ -112,7 +112,7 @@ def page_noise(pages: np.ndarray, rng, strength: float = 1.0) -> np.ndarray:
     out[page, y, x] += rng.uniform(80, 200, k.sum())
     return np.clip(out, 0, 255).astype(np.uint8)
 
-# %% ../../solutions/lab4/01_paragraphs.ipynb #07e47a62
+# %% ../../solutions/lab4/01_paragraphs.ipynb #9a8ec83d
 def scan_page(page: np.ndarray, rng) -> np.ndarray:
     "A uint8 light-on-dark page as a scan shows it: mostly dark on light, shaded paper, blur, JPEG; nothing moves."
     img = Image.fromarray(page)
