@@ -223,9 +223,6 @@ def test_a_word_drawn_with_the_mouse_is_read(page, server, tmp_path):
     assert page.get_attribute("#result", "data-boxes") == "1"
 
 
-@pytest.mark.xfail(strict=True, reason="tall letters split into phantom lines and their thin pen strokes are not read: "
-                   "the line detector works at the page's width, not at the writing's size (lab4/03), and the strips "
-                   "are read with strokes far thinner than trained (lab4/04); remove this mark when the fix is in")
 def test_tall_letters_are_one_line(page, server, tmp_path):
     "HELLO written across the pad in capitals 144 px tall (the pen stays 7 px): one line, read as HELLO."
     page.goto(server.url + "/")

@@ -478,9 +478,6 @@ def phone_photo(gray: np.ndarray, writing_scale: float, seed: int = 0, size=(400
     return buffer.getvalue()
 
 
-@pytest.mark.xfail(strict=True, reason="the line detector shrinks every page wider than 800 px to 640 px, whatever "
-                   "the size of the writing (line_detector.detection_scale, lab4/03): the proposed fix scales by the "
-                   "writing's height instead; remove this mark when it is in")
 def test_a_4000x3000_photo_of_a_page_is_read(client):
     "Three lines written about twice the training size, photographed at 4000×3000: the writing is 4-8 px tall at 640."
     page = make_paragraphs(1, split="test", seed=4, max_lines=3, noise=False)

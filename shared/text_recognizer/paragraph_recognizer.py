@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .line_detector import detect_lines, detector_input, locate_lines, match_lines
+from .line_detector import (detect_lines, detector_input, is_thin_pen, locate_lines, match_lines,
+                                           trained_strokes, writing_size)
 from .line_predictor import LinePredictor, prepare_line
 from .metadata import CHARSET, WEIGHTS_DIR, lab_size
 from .predict import OnnxModel, read_image, remove_paper
@@ -67,8 +68,11 @@ class ParagraphTextRecognizer:
 
     def predict(self, image) -> dict:
         "`{'text': lines joined by newlines, 'lines': [{'box', 'text', 'confidence'}, ...]}` for one image."
-        boxes, prepared = [], []
-        for box, strip in zip(*self.strips(self.ink(image))):
+        ink, boxes, prepared = self.ink(image), [], []
+        thin_pen = is_thin_pen(*writing_size(ink))
+        for box, strip in zip(*self.strips(ink)):
+            if thin_pen:  # thicken each strip's strokes to what the line model was trained on
+                strip = np.round(trained_strokes(strip / 255.0, *writing_size(strip / 255.0)) * 255).astype(np.uint8)
             try:
                 prepared.append(self.line_predictor.preprocess(strip))
             except ValueError:  # the strip holds (almost) no ink: not a line
