@@ -2,23 +2,26 @@
 
 A solution region in a code cell is marked nbgrader-style:
 
-    ### BEGIN SOLUTION: one line telling the student what to write
+    ### BEGIN SOLUTION 2.1.1: one line telling the student what to write
     ...the solution...
     ### END SOLUTION
 
-In the student version the region becomes a stub that raises `NotImplementedError` with that hint, and the
-cell's stored outputs are dropped (they showed the solution's result). Everything else is kept as it is.
+`2.1.1` is the exercise's id (lab 2, notebook 01, first exercise); the next code cell checks it with
+`text_recognizer.exercises.check("2.1.1", ...)`. In the student version the region becomes a stub that raises
+`NotImplementedError` naming the exercise, its hint and its check, and the cell's stored outputs are dropped (they
+showed the solution's result). Everything else is kept as it is. The marker patterns live in
+`text_recognizer.exercises`, which also keeps them out of the exported package.
 
     python setup/student_notebooks.py          # write lab1..lab4
     python setup/student_notebooks.py --check  # exit 1 and list the notebooks that are out of date
 """
-import argparse, copy, json, re, sys
+import argparse, copy, json, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
-BEGIN = re.compile(r"^(?P<indent>\s*)### BEGIN SOLUTION:?\s*(?P<hint>.*?)\s*$")
-END = re.compile(r"^\s*### END SOLUTION\s*$")
+sys.path.insert(0, str(ROOT / "shared"))  # the package, also where it is not installed
+from text_recognizer.exercises import BEGIN, END  # noqa: E402
 DEFAULT_HINT = "write this part yourself (see the text above)"
 
 
@@ -28,9 +31,10 @@ def strip_solutions(source: str) -> tuple[str, int]:
     for number, line in enumerate(source.splitlines(keepends=True), 1):
         if region is None and (m := BEGIN.match(line)):
             region, n = m, n + 1
-            hint = m["hint"] or DEFAULT_HINT
-            out.append(f"{m['indent']}# YOUR CODE HERE: {hint}\n")
-            out.append(f"{m['indent']}raise NotImplementedError({('Exercise: ' + hint)!r})\n")
+            hint, name = m["hint"] or DEFAULT_HINT, f"Exercise {m['id']}" if m["id"] else "Exercise"
+            check = " — checked by the next cell" if m["id"] else ""
+            out.append(f"{m['indent']}# YOUR CODE HERE ({name}): {hint}\n")
+            out.append(f"{m['indent']}raise NotImplementedError({f'{name}: {hint}{check}'!r})\n")
         elif region is not None and END.match(line):
             region = None
         elif region is not None and BEGIN.match(line):

@@ -3,7 +3,7 @@
     TR_LAB_SIZE=full python setup/train_line_model.py            # train what is missing, evaluate, export, record
     TR_LAB_SIZE=full python setup/train_line_model.py --export   # only evaluate, export and record the last stage
 
-Two fine-tuning stages start from the lab 4 model of commit a4a2e82 (lab 3 lines, then detected page strips) and train
+Three fine-tuning stages start from the lab 4 model of commit a4a2e82 (lab 3 lines, then detected page strips) and train
 on varied, normalized lines (`lines_dataset(varied=True)`: EMNIST in the typographic and the reference layout,
 handwriting fonts, pen redraws, distortions, scans). Each stage keeps Keras BackupAndRestore checkpoints in
 data/checkpoints/<stage>/ and its finished network there as network.keras: run the script again after an
@@ -22,6 +22,8 @@ STAGES = [
      "dataset_args": {"n_train": 24000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.3}},
     {"name": "line_model_v2b", "init": "line_model_v2a", "epochs": 5, "learning_rate": 1e-3, "batch_size": 64,
      "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.35}},
+    {"name": "line_model_v2c", "init": "line_model_v2b", "epochs": 4, "learning_rate": 5e-4, "batch_size": 64,
+     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.35}, "seed": 2},
 ]
 
 
@@ -52,6 +54,7 @@ def run_stage(stage: dict) -> dict:
     config = {"dataset": "lines", "dataset_args": stage["dataset_args"], "init": str(init), "model": "line",
               "model_args": {"checkpoint_dir": str(CHECKPOINTS / stage["name"])}, "epochs": stage["epochs"],
               "batch_size": stage["batch_size"], "learning_rate": stage["learning_rate"], "save": stage["name"],
+              "seed": stage.get("seed", 0),
               "wandb": os.environ.get("WANDB_MODE") != "disabled"}
     results = train(config, verbose=2)
     shutil.move(WEIGHTS_DIR / f"{stage['name']}.keras", stage_network(stage["name"]))

@@ -146,10 +146,8 @@ class CharacterModel:
     def predict(self, images):
         "(characters, confidences) for a batch of uint8 images; (character, confidence) for one image."
         probs = self.predict_proba(images)
-        ### BEGIN SOLUTION: take the most probable class of each row of probs: its CHARSET character and its probability
         best = probs.argmax(axis=-1)
         characters, confidences = [CHARSET[i] for i in best], probs.max(axis=-1)
-        ### END SOLUTION
         if np.asarray(images).ndim == 2:
             return characters[0], float(confidences[0])
         return characters, confidences

@@ -96,10 +96,9 @@ def split_indices(y: np.ndarray, val: float = 0.1, test: float = 0.1, seed: int 
 # %% ../../solutions/lab1/03_emnist.ipynb #3944e525
 def class_counts(y) -> dict[str, int]:
     "How many samples of each character `y` holds (CHARSET indices), in CHARSET order; absent classes are left out."
-    ### BEGIN SOLUTION: count each label with np.unique(..., return_counts=True) and key the counts by CHARSET character
     labels, counts = np.unique(np.asarray(y), return_counts=True)
     return {CHARSET[i]: int(n) for i, n in zip(labels, counts)}
-    ### END SOLUTION
+
 
 # %% ../../solutions/lab1/03_emnist.ipynb #c148f48f
 def balance_classes(x: np.ndarray, y: np.ndarray, per_class: int | None = None, seed: int = 0):

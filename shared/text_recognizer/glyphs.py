@@ -368,9 +368,7 @@ def _recentre(canvas: np.ndarray, vertical: bool) -> np.ndarray:
 # %% ../../solutions/lab1/04_glyphs.ipynb #1ea2c31e
 def _finish(canvas: np.ndarray, rng, augment: bool) -> np.ndarray:
     "Hi-res masks -> 28×28 uint8 in the EMNIST look: averaged down, soft edges, white on black, a little noise."
-    ### BEGIN SOLUTION: average each HI×HI block of the (N, SIZE·HI, SIZE·HI) masks into one pixel of (N, SIZE, SIZE)
     x = canvas.reshape(len(canvas), SIZE, HI, SIZE, HI).mean((2, 4))
-    ### END SOLUTION
     x = ndimage.gaussian_filter(x, (0, 0.65, 0.65))
     x = (x / np.maximum(x.max((1, 2), keepdims=True), 1e-6)) ** 0.75  # a pen: most ink near full strength
     if augment:

@@ -95,10 +95,8 @@ def parse_form(path: Path) -> dict:
                     for c in line.iterfind("word/cmp")]
             if not cmps:
                 continue
-            ### BEGIN SOLUTION: the line's box (x0, y0, x1, y1) is the union of its components' boxes (x, y, width, height)
             x, y, w, h = np.array(cmps).T
             box = (int(x.min()), int(y.min()), int((x + w).max()), int((y + h).max()))
-            ### END SOLUTION
             lines.append({"id": line.get("id"), "text": html.unescape(line.get("text")), "box": box})
         return {"id": form.get("id"), "writer": form.get("writer-id"), "width": int(form.get("width")),
                 "height": int(form.get("height")), "lines": lines}

@@ -187,13 +187,11 @@ def line_detector_fcn(widths=(8, 16, 32), dilations=(2, 4, 8)):
     import keras
     inputs = keras.Input((None, None, 1), name="image")
     x, skips = inputs, []
-    ### BEGIN SOLUTION: per width: a 2×2 max-pooling (except at the first level), two _conv; keep each level's output in skips
     for level, filters in enumerate(widths):
         if level:
             x = keras.layers.MaxPooling2D()(x)
         x = _conv(_conv(x, filters), filters)
         skips.append(x)
-    ### END SOLUTION
     for dilation in dilations:
         x = _conv(x, widths[-1], dilation)
     for skip in reversed(skips[:-1]):

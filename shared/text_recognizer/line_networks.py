@@ -13,12 +13,11 @@ from .networks import lenet
 # %% ../../solutions/lab3/03_line_networks.ipynb #5380ecf5
 def sliding_windows(images, width: int = 28, stride: int = 14):
     "Windows (B, T, H, width) of line images (B, H, W), every `stride` pixels: T = (W - width) // stride + 1."
-    ### BEGIN SOLUTION: T from ops.shape(images)[2]; columns = start of each window (ops.arange(T) * stride) + ops.arange(width); ops.take along axis 2, then move T before H
     num_windows = (ops.shape(images)[2] - width) // stride + 1
     columns = ops.arange(num_windows)[:, None] * stride + ops.arange(width)[None, :]
     windows = ops.take(images, columns, axis=2)  # (B, H, T, width)
     return ops.transpose(windows, (0, 2, 1, 3))
-    ### END SOLUTION
+
 
 # %% ../../solutions/lab3/03_line_networks.ipynb #692a7eae
 @keras.saving.register_keras_serializable(package="text_recognizer")

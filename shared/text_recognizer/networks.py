@@ -32,7 +32,6 @@ def lenet(input_shape=(28, 28), num_classes=len(CHARSET), widths=(32, 64, 128), 
     "One `conv_block` per entry of `widths` → dense `features` layer → `num_classes` logits."
     inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Reshape((*input_shape, 1))(inputs)  # add the channel axis convolutions expect
-    ### BEGIN SOLUTION: a conv_block per width, Flatten, Dropout, Dense(dense_size, no bias) + BatchNormalization + ReLU named "features", Dropout
     for filters in widths:
         x = conv_block(x, filters, convs_per_block)
     x = keras.layers.Flatten()(x)
@@ -41,6 +40,5 @@ def lenet(input_shape=(28, 28), num_classes=len(CHARSET), widths=(32, 64, 128), 
     x = keras.layers.BatchNormalization(momentum=0.9)(x)
     x = keras.layers.ReLU(name="features")(x)
     x = keras.layers.Dropout(dropout)(x)
-    ### END SOLUTION
     outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="lenet")

@@ -26,12 +26,10 @@ def line_strip(ink: np.ndarray, box, centre, thickness: float, reach: float = ST
     """uint8 straightened strip of one line: per column of its box, the rows within `reach` × `thickness` of the centre
     that are nearer to it than to the centre lines `others` of the page's other lines."""
     x0, x1 = int(box[0]), int(box[2])
-    ### BEGIN SOLUTION: columns xs = x0..x1-1; centre rows y = intercept + slope · xs; rows within ±reach·thickness of y; out-of-page rows are 0; scale to uint8
     xs = np.arange(x0, max(x1, x0 + 1))
     half = max(2, int(np.ceil(reach * thickness)))
     rows = np.round(centre[0] + centre[1] * xs)[None, :].astype(np.int64) + np.arange(-half, half)[:, None]
     inside = (rows >= 0) & (rows < ink.shape[0])
-    ### END SOLUTION
     own = centre[0] + centre[1] * xs
     for intercept, slope in others:  # a neighbour's ascenders and descenders stay with the neighbour
         inside &= np.abs(rows - own) <= np.abs(rows - (intercept + slope * xs))

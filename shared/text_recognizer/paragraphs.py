@@ -181,10 +181,8 @@ def line_crops(image: np.ndarray, boxes, max_length: int = 32) -> np.ndarray:
         crop = Image.fromarray(np.asarray(image)[y0:y1, x0:x1])
         if crop.width < 1 or crop.height < 1:
             continue
-        ### BEGIN SOLUTION: scale the crop to LINE_HEIGHT rows keeping its aspect ratio (at most `width` columns) and put it at the left of out[k]
         w = min(width, max(1, round(crop.width * LINE_HEIGHT / crop.height)))
         out[k, :, :w] = np.asarray(crop.resize((w, LINE_HEIGHT), Image.BILINEAR))
-        ### END SOLUTION
     return out
 
 # %% ../../solutions/lab4/01_paragraphs.ipynb #9dd4a57d
