@@ -1,13 +1,16 @@
 """Clean the solutions notebooks the nbdev way, then number their code cells 1, 2, 3, ...
 
 nbdev's cleaner drops execution counts, but nbval treats a cell without one as never run and refuses its stored
-outputs; sequential numbers keep both tools happy and stay diff-free.
+outputs; sequential numbers keep both tools happy and stay diff-free. Stored PNG figures are made light: at most
+MAX_WIDTH pixels wide and a palette of PALETTE colours (an image already so is left alone, so cleaning is idempotent).
 
     python setup/clean_notebooks.py [NB.ipynb ...]   # default: every notebook under solutions/
     python setup/clean_notebooks.py --check          # exit 1 listing notebooks that are not clean
 """
-import argparse, json, re, sys
+import argparse, base64, io, json, re, sys
 from pathlib import Path
+
+from PIL import Image
 
 from fastcore.nbio import nb2str
 from nbdev.clean import clean_nb
@@ -31,6 +34,31 @@ def drop_native_logs(outputs: list) -> list:
     return kept
 
 
+MAX_WIDTH, PALETTE = 900, 32
+
+
+def light_png(data: str) -> str:
+    "A base64 PNG as a palette image at most MAX_WIDTH wide; unchanged if it already is one."
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    if image.mode == "P" and image.width <= MAX_WIDTH:
+        return data
+    image = image.convert("RGB")
+    if image.width > MAX_WIDTH:
+        image = image.resize((MAX_WIDTH, max(1, round(image.height * MAX_WIDTH / image.width))), Image.LANCZOS)
+    out = io.BytesIO()
+    image.quantize(colors=PALETTE, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode() + "\n"
+
+
+def shrink_images(outputs: list) -> None:
+    "Make every stored PNG of `outputs` light (`light_png`), in place."
+    for out in outputs:
+        data = out.get("data", {})
+        if "image/png" in data:
+            png = data["image/png"]
+            data["image/png"] = light_png("".join(png) if isinstance(png, list) else png)
+
+
 def cleaned(text: str) -> str:
     "The clean form of a notebook's JSON text."
     nb = json.loads(text)
@@ -38,6 +66,7 @@ def cleaned(text: str) -> str:
     for n, cell in enumerate((c for c in nb["cells"] if c["cell_type"] == "code"), 1):
         cell["execution_count"] = n
         cell["outputs"] = drop_native_logs(cell.get("outputs", []))
+        shrink_images(cell["outputs"])
         for out in cell.get("outputs", []):
             if "execution_count" in out:
                 out["execution_count"] = n

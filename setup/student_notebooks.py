@@ -9,8 +9,9 @@ A solution region in a code cell is marked nbgrader-style:
 `2.1.1` is the exercise's id (lab 2, notebook 01, first exercise); the next code cell checks it with
 `text_recognizer.exercises.check("2.1.1", ...)`. In the student version the region becomes a stub that raises
 `NotImplementedError` naming the exercise, its hint and its check, and the cell's stored outputs are dropped (they
-showed the solution's result). Everything else is kept as it is. The marker patterns live in
-`text_recognizer.exercises`, which also keeps them out of the exported package.
+showed the solution's result). Stored figures larger than 20 kB are left out (students draw them by running the
+cell); everything else is kept. The marker patterns live in `text_recognizer.exercises`, which also keeps them out
+of the exported package.
 
     python setup/student_notebooks.py          # write lab1..lab4
     python setup/student_notebooks.py --check  # exit 1 and list the notebooks that are out of date
@@ -53,12 +54,26 @@ def _source(cell) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+MAX_STUDENT_IMAGE = 20_000  # characters of base64: larger stored figures are left out of student copies
+
+
+def drop_large_images(outputs: list) -> None:
+    "Leave out stored images larger than MAX_STUDENT_IMAGE (their text, e.g. '<Figure size ...>', stays), in place."
+    for out in outputs:
+        data = out.get("data", {})
+        for kind in [k for k in data if k.startswith("image/")]:
+            if len("".join(data[kind]) if isinstance(data[kind], list) else data[kind]) > MAX_STUDENT_IMAGE:
+                del data[kind]
+                data.setdefault("text/plain", ["<figure left out of the student copy: run the cell to draw it>"])
+
+
 def student_version(nb: dict) -> dict:
     "Return the student version of the solution notebook `nb`."
     nb = copy.deepcopy(nb)
     for cell in nb["cells"]:
         if cell["cell_type"] != "code":
             continue
+        drop_large_images(cell.get("outputs", []))
         source, n = strip_solutions(_source(cell))
         if n:
             cell["source"] = source.splitlines(keepends=True)

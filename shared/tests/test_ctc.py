@@ -69,11 +69,30 @@ def test_beam_search_with_confident_blank_steps_matches_brute_force():
         assert text == best and p == pytest.approx(totals[best], rel=1e-3)
 
 
-def test_long_lines_do_not_underflow():
-    rng = np.random.default_rng(0)
-    probs = rng.dirichlet(np.ones(len(CHARSET)), size=400)  # a very unsure model over 400 steps
-    text, p = beam_search_decode(probs, beam_width=3)
-    assert len(text) > 0 and 0 <= p <= 1
+def unsure_path(text: str, p: float) -> np.ndarray:
+    "Per-step probabilities of `text` (each character, then a blank) where the right class has only `p`."
+    steps = [c for ch in text for c in (CHARSET.index(ch), BLANK_INDEX)]
+    probs = np.full((len(steps), len(CHARSET)), (1 - p) / (len(CHARSET) - 1))
+    probs[np.arange(len(steps)), steps] = p
+    return probs
+
+
+def test_long_unsure_lines_decode_in_full():
+    "1,000 steps at 0.3: any path's probability (about 1e-520) underflows float64; the rescaled beams still read it all."
+    text = "hello world " * 41
+    probs = unsure_path(text, 0.3)
+    assert float(np.prod(probs.max(axis=1))) == 0.0, "the test needs a line whose raw path probability underflows"
+    decoded, p = beam_search_decode(probs, beam_width=3)
+    assert decoded == text and greedy_decode(probs)[0] == text
+    assert 0.0 <= p <= 1.0
+
+
+def test_beam_probability_sums_paths_on_short_lines():
+    "Where the probability is representable it is at least the best single path's and at most 1."
+    probs = unsure_path("abc", 0.6)
+    text, p = beam_search_decode(probs, beam_width=5)
+    best_path = float(np.prod(probs.max(axis=1)))
+    assert text == "abc" and best_path < p <= 1.0 and p < 10 * best_path
 
 
 @pytest.mark.parametrize("bad", [np.zeros(5), np.zeros((3, 1)), np.zeros((2, 3, 4))])

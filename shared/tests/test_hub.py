@@ -438,6 +438,22 @@ def test_start_singleuser_copies_labs_without_overwriting(tmp_path):
     assert all(nb.exists() for nb in notebooks), "a deleted notebook comes back at the next start"
 
 
+def test_start_singleuser_gives_each_student_a_weights_folder(tmp_path):
+    "The shared package's weights are read-only on the hub: a student's models save to ~/weights."
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "TR_WEIGHTS_DIR"}
+    env.update(HOME=str(home), TR_LABS_ROOT=str(ROOT), TR_SINGLEUSER="printenv")
+    done = subprocess.run([HUB_DIR / "start-singleuser", "TR_WEIGHTS_DIR"], env=env, capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.strip() == str(home / "weights")
+    probe = ("from text_recognizer.metadata import weights_file, WEIGHTS_DIR; "
+             "print(weights_file('mine.keras', write=True)); print(weights_file('line_model.onnx') == WEIGHTS_DIR / 'line_model.onnx')")
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "TR_WEIGHTS_DIR": done.stdout.strip()},
+                         capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert out == [str(home / "weights" / "mine.keras"), "True"] and (home / "weights").is_dir()
+
+
 def test_serve_app_urls_and_refused_binds(monkeypatch):
     serve_app = hub_module("serve_app")
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada/")

@@ -2,6 +2,7 @@
 import ast, json, re, shutil, subprocess, sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,3 +170,40 @@ def test_later_labs_import_finished_pieces_from_the_package():
             if re.search(rf"\b{name}\b", text):
                 assert name not in defined, f"{student.relative_to(ROOT)} redefines {name} from an earlier lab"
                 assert name in imported, f"{student.relative_to(ROOT)} uses {name} without importing it from the package"
+
+
+def test_tensorflow_start_up_logs_stay_out_of_notebook_outputs(monkeypatch):
+    "TensorFlow's native start-up lines (oneDNN, cudart_stub) ignore TF_CPP_MIN_LOG_LEVEL: the labs' kernel keeps them out."
+    import nbformat
+    from nbclient import NotebookClient
+    monkeypatch.setenv("JUPYTER_PATH", str(ROOT / "setup" / "jupyter"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import tensorflow as tf\nprint(int(tf.constant(2) + 1))")])
+    NotebookClient(nb, kernel_name="python3", timeout=300).execute()
+    outputs = nb.cells[0].outputs
+    assert [o.get("text") for o in outputs] == ["3\n"], outputs
+
+
+NOTEBOOK_BUDGET = 6_000_000  # bytes: every solutions and student notebook together
+
+
+def test_notebooks_stay_within_their_size_budget():
+    "Solutions and student notebooks together stay light enough to clone, diff and open quickly."
+    notebooks = sorted((ROOT / "solutions").glob("lab*/*.ipynb")) + sorted(ROOT.glob("lab[0-9]*/*.ipynb"))
+    sizes = {p.relative_to(ROOT).as_posix(): p.stat().st_size for p in notebooks}
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert sum(sizes.values()) <= NOTEBOOK_BUDGET, f"notebooks weigh {sum(sizes.values()):,} bytes; largest {largest}"
+
+
+def test_cleaning_makes_figures_light_once():
+    "clean_notebooks.light_png caps width and palette, and leaves a light image alone (cleaning is idempotent)."
+    import base64, io
+    from PIL import Image
+    from clean_notebooks import MAX_WIDTH, light_png
+    rng = np.random.default_rng(0)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (300, 2000, 3), dtype=np.uint8)).save(out, "PNG")
+    heavy = base64.b64encode(out.getvalue()).decode()
+    light = light_png(heavy)
+    image = Image.open(io.BytesIO(base64.b64decode(light)))
+    assert image.mode == "P" and image.width == MAX_WIDTH and len(light) < len(heavy) / 3
+    assert light_png(light) == light

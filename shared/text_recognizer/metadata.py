@@ -3,7 +3,7 @@
 # %% auto #0
 __all__ = ['BLANK', 'EMNIST_CLASSES', 'PUNCTUATION', 'CHARSET', 'CHAR_TO_INDEX', 'BLANK_INDEX', 'SPACE_INDEX', 'EMNIST_OFFSET',
            'PACKAGE_DIR', 'WEIGHTS_DIR', 'LAB_SIZES', 'encode', 'decode', 'in_charset', 'project_root', 'data_dir',
-           'lab_size']
+           'user_weights_dir', 'weights_file', 'lab_size']
 
 # %% ../../solutions/lab1/02_metadata.ipynb #b5e09282
 import os
@@ -18,7 +18,7 @@ CHAR_TO_INDEX = {c: i for i, c in enumerate(CHARSET)}
 BLANK_INDEX, SPACE_INDEX = 0, 1
 EMNIST_OFFSET = CHAR_TO_INDEX["0"]  # EMNIST ByClass label y is CHARSET index y + EMNIST_OFFSET
 
-# %% ../../solutions/lab1/02_metadata.ipynb #a9a20c35
+# %% ../../solutions/lab1/02_metadata.ipynb #041febb0
 def encode(text: str) -> list[int]:
     "Indices of the characters of `text`; raises `ValueError` naming any character outside `CHARSET`."
     unknown = sorted(set(text) - CHAR_TO_INDEX.keys() - {BLANK})
@@ -26,10 +26,13 @@ def encode(text: str) -> list[int]:
         raise ValueError(f"characters not in the character set: {''.join(unknown)!r}")
     return [CHAR_TO_INDEX[c] for c in text]
 
+# %% ../../solutions/lab1/02_metadata.ipynb #dfe92ab3
 def decode(indices) -> str:
     "Text of a sequence of indices; the blank (padding) is skipped."
     return "".join(CHARSET[int(i)] for i in indices if int(i) != BLANK_INDEX)
 
+
+# %% ../../solutions/lab1/02_metadata.ipynb #51f36b46
 def in_charset(text: str) -> bool:
     "True when every character of `text` can be encoded."
     return set(text) <= CHAR_TO_INDEX.keys()
@@ -48,6 +51,20 @@ def project_root(start: Path = PACKAGE_DIR) -> Path:
 def data_dir() -> Path:
     "The data folder: `$TR_DATA_DIR` if set, else `data/` in the repository."
     return Path(os.environ["TR_DATA_DIR"]) if os.environ.get("TR_DATA_DIR") else project_root() / "data"
+
+# %% ../../solutions/lab1/02_metadata.ipynb #1a10de4b
+def user_weights_dir() -> Path | None:
+    "Your own weights folder, `$TR_WEIGHTS_DIR` (where the package's own folder is read-only), or None."
+    return Path(os.environ["TR_WEIGHTS_DIR"]).expanduser() if os.environ.get("TR_WEIGHTS_DIR") else None
+
+def weights_file(filename: str, write: bool = False) -> Path:
+    "Path of weights `filename`: written to your folder if set; read from your folder if it is there, else the package's."
+    mine = user_weights_dir()
+    if mine is not None and (write or (mine / filename).exists()):
+        if write:
+            mine.mkdir(parents=True, exist_ok=True)
+        return mine / filename
+    return WEIGHTS_DIR / filename
 
 # %% ../../solutions/lab1/02_metadata.ipynb #1c38c2b7
 LAB_SIZES = ("ci", "lab", "full")
