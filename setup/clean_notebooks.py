@@ -47,7 +47,7 @@ def light_png(data: str) -> str:
         image = image.resize((MAX_WIDTH, max(1, round(image.height * MAX_WIDTH / image.width))), Image.LANCZOS)
     out = io.BytesIO()
     image.quantize(colors=PALETTE, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
-    return base64.b64encode(out.getvalue()).decode() + "\n"
+    return base64.b64encode(out.getvalue()).decode()
 
 
 def shrink_images(outputs: list) -> None:
@@ -56,7 +56,10 @@ def shrink_images(outputs: list) -> None:
         data = out.get("data", {})
         if "image/png" in data:
             png = data["image/png"]
-            data["image/png"] = light_png("".join(png) if isinstance(png, list) else png)
+            text = "".join(png) if isinstance(png, list) else png
+            light = light_png(text.strip())
+            if light != text.strip():
+                data["image/png"] = light
 
 
 def cleaned(text: str) -> str:

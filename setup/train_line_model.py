@@ -77,6 +77,13 @@ def evaluate(model) -> dict:
     return figures
 
 
+def earlier_training(previous: dict | None) -> dict | None:
+    "What came before this script's stages: kept from the previous record (which may itself be this script's)."
+    if previous and previous.get("recipe") == "setup/train_line_model.py":
+        return previous.get("earlier")
+    return previous
+
+
 def export(stages: list[dict], results: list[dict]) -> dict:
     "Make the last stage the production model: .keras, .onnx, line_model.json (figures, recipe), manifest."
     from text_recognizer.emnist import sha256_file
@@ -100,7 +107,7 @@ def export(stages: list[dict], results: list[dict]) -> dict:
                                                                      "val_cer", "test_cer", "test_cer_beam")},
                                      "val_cer_per_epoch": r.get("history", {}).get("val_cer")}
                                     for s, r in zip(stages, results)],
-                         "earlier": old.get("training")}}
+                         "earlier": earlier_training(old.get("training"))}}
     write_json(info_path, info)
     write_json(WEIGHTS_DIR / MANIFEST, build_manifest())
     return info

@@ -10,7 +10,6 @@ import contextlib
 import http.cookiejar
 import importlib
 import importlib.util
-import io
 import json
 import os
 import pwd
@@ -212,10 +211,10 @@ FAKE_GPUS = {"0000:01:00.0": (0, "GPU-11111111-aaaa"), "0000:41:00.0": (1, "GPU-
 
 def fake_nvidia_proc(root: Path) -> Path:
     "A /proc/driver/nvidia/gpus tree as the NVIDIA driver writes it, for two GPUs."
-    for pci, (minor, uuid) in FAKE_GPUS.items():
+    for pci, (minor, gpu_uuid) in FAKE_GPUS.items():
         (root / pci).mkdir(parents=True)
         (root / pci / "information").write_text(
-            f"Model: \t\t NVIDIA A100-SXM4-40GB\nIRQ:   \t\t 123\nGPU UUID: \t {uuid}\n"
+            f"Model: \t\t NVIDIA A100-SXM4-40GB\nIRQ:   \t\t 123\nGPU UUID: \t {gpu_uuid}\n"
             f"Video BIOS: \t 92.00.45.00.06\nBus Type: \t PCIe\nDevice Minor: \t {minor}\nBus Location: \t {pci}\n")
     return root
 
@@ -260,14 +259,14 @@ def test_class_spawner_gives_each_student_one_gpu_by_device_isolation(tmp_path, 
     monkeypatch.setattr(classhub, "NVIDIA_PROC", fake_nvidia_proc(tmp_path / "gpus"))
     assert [g["minor"] for g in classhub.host_gpus()] == [0, 1]
     c = load_config(HUB_DIR / "jupyterhub_config.py", TR_HUB_STATE=str(tmp_path))
-    for user_id, (minor, uuid) in [(4, FAKE_GPUS["0000:01:00.0"]), (3, FAKE_GPUS["0000:41:00.0"])]:
+    for user_id, (minor, gpu_uuid) in [(4, FAKE_GPUS["0000:01:00.0"]), (3, FAKE_GPUS["0000:41:00.0"])]:
         run, env = spawn_command(c, user_id, monkeypatch, tmp_path)
         allowed = [a.split("=", 2)[2] for a in run if a.startswith("--property=DeviceAllow=")]
         assert "--property=DevicePolicy=closed" in run, "only the listed devices may be opened"
         assert f"/dev/nvidia{minor} rw" in allowed and f"/dev/nvidia{1 - minor} rw" not in allowed, allowed
         assert {"/dev/nvidiactl rw", "/dev/nvidia-uvm rw", "char-pts rw", "/dev/ptmx rw"} <= set(allowed)
         assert "--property=PrivateDevices=yes" not in run
-        assert env["CUDA_VISIBLE_DEVICES"] == uuid and uuid in env["TR_HUB_GPU"]
+        assert env["CUDA_VISIBLE_DEVICES"] == gpu_uuid and gpu_uuid in env["TR_HUB_GPU"]
     hidden = load_config(HUB_DIR / "jupyterhub_config.py", TR_HUB_STATE=str(tmp_path), TR_HUB_GPUS="0")
     run, env = spawn_command(hidden, 5, monkeypatch, tmp_path)
     assert not [a for a in run if "nvidia" in a] and "--property=DevicePolicy=closed" in run

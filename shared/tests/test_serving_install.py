@@ -1,6 +1,5 @@
 "The serving install (setup/serving-requirements.txt) is a small fraction of the full environment."
 import importlib.util
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['IMAGE_SHAPE', 'format_images', 'augmenter', 'make_dataset', 'weights_path', 'learning_rate_schedule', 'save_network',
-           'load_network', 'CharacterModel', 'emnist_data']
+           'load_network', 'CharacterModel', 'most_probable', 'loss_and_accuracy', 'emnist_data']
 
 # %% ../../solutions/lab2/02_character_model.ipynb #dc847c67
 import os, tempfile
@@ -133,10 +133,7 @@ class CharacterModel:
     def evaluate(self, data, batch_size=512) -> dict:
         "Loss and accuracy on `data = (x, y)` of uint8 images and CHARSET labels."
         x, y = data
-        probs = self.predict_proba(x, batch_size)
-        y = np.asarray(y)
-        loss = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).mean()
-        return {"loss": float(loss), "accuracy": float((probs.argmax(-1) == y).mean())}
+        return loss_and_accuracy(self.predict_proba(x, batch_size), y)
 
     def predict_proba(self, images, batch_size=512) -> np.ndarray:
         "Class probabilities (N, num_classes) for uint8 images (N, 28, 28) or one image."
@@ -145,9 +142,7 @@ class CharacterModel:
 
     def predict(self, images):
         "(characters, confidences) for a batch of uint8 images; (character, confidence) for one image."
-        probs = self.predict_proba(images)
-        best = probs.argmax(axis=-1)
-        characters, confidences = [CHARSET[i] for i in best], probs.max(axis=-1)
+        characters, confidences = most_probable(self.predict_proba(images))
         if np.asarray(images).ndim == 2:
             return characters[0], float(confidences[0])
         return characters, confidences
@@ -167,6 +162,21 @@ class CharacterModel:
         wrapper = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(self.network(inputs)))
         wrapper(np.zeros((1, *self.image_shape), np.float32))  # build once; the export needs it
         return _write_atomic(Path(path), lambda tmp: wrapper.export(tmp, format="onnx", verbose=False))
+
+# %% ../../solutions/lab2/02_character_model.ipynb #11d90f33
+def most_probable(probs: np.ndarray) -> tuple[list[str], np.ndarray]:
+    "The most probable CHARSET character of each row of `probs` (N, num_classes), and its probability."
+    best = probs.argmax(axis=-1)
+    characters, confidences = [CHARSET[i] for i in best], probs.max(axis=-1)
+    return characters, confidences
+
+# %% ../../solutions/lab2/02_character_model.ipynb #08a7ab1f
+def loss_and_accuracy(probs: np.ndarray, y) -> dict:
+    "Mean cross-entropy (probabilities clipped at 1e-7) and accuracy of the class probabilities `probs` for labels `y`."
+    y = np.asarray(y)
+    loss = -np.log(np.clip(probs[np.arange(len(y)), y], 1e-7, 1)).mean()
+    accuracy = (probs.argmax(-1) == y).mean()
+    return {"loss": float(loss), "accuracy": float(accuracy)}
 
 # %% ../../solutions/lab2/02_character_model.ipynb #c14c9141
 def emnist_data(config: dict) -> dict:

@@ -9,7 +9,7 @@ import heapq
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
-from .metadata import BLANK_INDEX, CHARSET, decode, encode
+from .metadata import BLANK_INDEX, decode
 
 # %% ../../solutions/lab3/02_ctc.ipynb #5176a2ac
 def greedy_decode(probs) -> tuple[str, float]:

@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['FOLD_GROUPS', 'FOLD', 'EMNIST_INDICES', 'fold', 'accuracy', 'folded_accuracy', 'confusion_matrix', 'most_confused',
-           'plot_confusion', 'plot_misclassified', 'top_k', 'CharacterSketchpad']
+           'plot_confusion', 'per_class_accuracy', 'plot_misclassified', 'top_k', 'CharacterSketchpad']
 
 # %% ../../solutions/lab2/04_evaluation.ipynb #2d08392d
 import html
@@ -36,13 +36,14 @@ EMNIST_INDICES = np.array([CHAR_TO_INDEX[c] for c in EMNIST_CLASSES])
 def confusion_matrix(y_true, y_pred, classes=EMNIST_INDICES) -> np.ndarray:
     "Counts (K, K): row = true class, column = predicted class, for the class indices `classes`."
     position = np.full(len(CHARSET), -1)
-    position[classes] = np.arange(len(classes))
+    position[classes] = np.arange(len(classes))  # CHARSET index -> row/column; -1: not counted
     t, p = position[np.asarray(y_true)], position[np.asarray(y_pred)]
-    keep = (t >= 0) & (p >= 0)
     matrix = np.zeros((len(classes), len(classes)), np.int64)
+    keep = (t >= 0) & (p >= 0)
     np.add.at(matrix, (t[keep], p[keep]), 1)
     return matrix
 
+# %% ../../solutions/lab2/04_evaluation.ipynb #484cacb7
 def most_confused(y_true, y_pred, k: int = 15) -> list[tuple[str, str, int, float]]:
     "The `k` most frequent errors as (true character, predicted character, count, share of the true class)."
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -62,6 +63,12 @@ def plot_confusion(matrix: np.ndarray, classes=EMNIST_INDICES, ax=None):
     ax.set_xlabel("predicted"); ax.set_ylabel("true")
     plt.colorbar(image, ax=ax, fraction=0.04, label="count (log scale)")
     return ax
+
+# %% ../../solutions/lab2/04_evaluation.ipynb #08a3131d
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    "The accuracy of each true class (row) of a confusion matrix; 0 for a class without examples."
+    return np.diag(matrix) / np.maximum(matrix.sum(axis=1), 1)
+
 
 # %% ../../solutions/lab2/04_evaluation.ipynb #7b123c0c
 def plot_misclassified(images, y_true, probs, n: int = 32, cols: int = 8, seed: int = 0):

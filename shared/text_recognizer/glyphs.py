@@ -123,9 +123,13 @@ def _fit(mask: np.ndarray, size: int = 32) -> np.ndarray:
     out[r:r + img.height, c:c + img.width] = np.asarray(img) / 255
     return out
 
+# %% ../../solutions/lab1/04_glyphs.ipynb #7b296955
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    "Intersection over union of two soft masks: sum of the pixelwise minimum over sum of the pixelwise maximum."
     return float(np.minimum(a, b).sum() / max(np.maximum(a, b).sum(), 1e-6))
 
+
+# %% ../../solutions/lab1/04_glyphs.ipynb #4a440ee2
 @lru_cache(maxsize=None)
 def font_report(path: Path) -> dict:
     "Which CHARSET characters the font draws, and whether its lower case is real (not small capitals)."

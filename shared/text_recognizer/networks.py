@@ -27,6 +27,7 @@ def conv_block(x, filters: int, convs: int = 1):
         x = keras.layers.ReLU()(x)
     return keras.layers.MaxPooling2D()(x)
 
+# %% ../../solutions/lab2/01_networks.ipynb #2e2b35a0
 def lenet(input_shape=(28, 28), num_classes=len(CHARSET), widths=(32, 64, 128), dense_size=256, dropout=0.3,
           convs_per_block=1) -> keras.Model:
     "One `conv_block` per entry of `widths` → dense `features` layer → `num_classes` logits."

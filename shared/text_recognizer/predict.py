@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['EMNIST_SIZE', 'GLYPH_SIZE', 'CHARACTER_MODEL', 'read_image', 'border_median', 'is_dark_on_light', 'light_on_dark',
-           'paper_level', 'remove_paper', 'ink_box', 'to_emnist', 'OnnxModel', 'CharacterPredictor']
+           'paper_level', 'remove_paper', 'ink_box', 'pad_to_square', 'to_emnist', 'OnnxModel', 'CharacterPredictor']
 
 # %% ../../solutions/lab2/05_predictor.ipynb #ae076b5a
 import io, json
@@ -132,17 +132,24 @@ def ink_box(ink: np.ndarray, threshold: float = 0.2) -> tuple[int, int, int, int
     rows, cols = np.nonzero(ink > threshold * ink.max())
     return rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
 
+
+# %% ../../solutions/lab2/05_predictor.ipynb #736387e8
+def pad_to_square(crop: np.ndarray) -> np.ndarray:
+    "`crop` (H, W) centred in a black float32 square of side max(H, W); an odd leftover pixel goes below / right."
+    side = max(crop.shape)
+    square = np.zeros((side, side), np.float32)
+    y0, x0 = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
+    square[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+    return square
+
+# %% ../../solutions/lab2/05_predictor.ipynb #72a33c9a
 def to_emnist(gray: np.ndarray, size: int = EMNIST_SIZE, glyph: int = GLYPH_SIZE) -> np.ndarray:
     "A 28×28 uint8 EMNIST-style image (light ink on black, box-centred, longer side 24 px) of a grayscale character."
     ink = remove_paper(gray)
     if ink.max() < 16:
         raise ValueError("the image has no ink: it is blank or has almost no contrast")
     top, bottom, left, right = ink_box(ink)
-    crop = ink[top:bottom, left:right]
-    side = max(crop.shape)
-    square = np.zeros((side, side), np.float32)
-    y0, x0 = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-    square[y0:y0 + crop.shape[0], x0:x0 + crop.shape[1]] = crop
+    square = pad_to_square(ink[top:bottom, left:right])
     small = np.asarray(Image.fromarray(square, "F").resize((glyph, glyph), Image.Resampling.LANCZOS))
     frame = np.zeros((size, size), np.float32)
     offset = (size - glyph) // 2

@@ -2,10 +2,10 @@
 
 # %% auto #0
 __all__ = ['MAX_BODY_BYTES', 'MAX_FORM_PARTS', 'MAX_IMAGE_PIXELS', 'IMAGE_FORMATS', 'SIGNATURES', 'STATIC_DIR', 'KNOWN_FILES',
-           'BASE64_IMAGES', 'logger', 'HEADER_TIMEOUT', 'TIMEOUT_ANSWER', 'TIMEOUT_RESPONSE', 'InputError', 'json_type',
-           'decode_base64_image', 'image_from_json', 'body_too_large', 'read_body', 'form_image', 'parse_json',
-           'request_image_bytes', 'describe_bytes', 'header_size', 'too_many_pixels', 'decode_image', 'Metrics',
-           'create_app', 'request_from_event', 'lambda_handler', 'start_dev_server']
+           'BASE64_IMAGES', 'logger', 'HEADER_TIMEOUT', 'TIMEOUT_ANSWER', 'TIMEOUT_RESPONSE', 'InputError',
+           'decode_base64_image', 'json_type', 'image_from_json', 'body_too_large', 'read_body', 'form_image',
+           'parse_json', 'request_image_bytes', 'describe_bytes', 'header_size', 'too_many_pixels', 'decode_image',
+           'Metrics', 'create_app', 'request_from_event', 'lambda_handler', 'start_dev_server']
 
 # %% ../../solutions/lab4/05_service.ipynb #dd809428
 import base64, binascii, io, json, logging, os, threading, time
@@ -37,11 +37,6 @@ class InputError(ValueError):
         self.status = status
 
 # %% ../../solutions/lab4/05_service.ipynb #aefe8be4
-def json_type(value) -> str:
-    "The JSON name of a parsed JSON value's type, for error messages."
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)
-
 def decode_base64_image(text: str) -> bytes:
     "The bytes of a base64 string or a `data:<type>;base64,<data>` URL (the declared type is ignored)."
     text = text.strip()
@@ -58,6 +53,12 @@ def decode_base64_image(text: str) -> bytes:
         return base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
     except (binascii.Error, ValueError) as e:
         raise InputError(f"'image' is not valid base64 ({e}); send data:image/png;base64,<data>") from None
+
+# %% ../../solutions/lab4/05_service.ipynb #be630c7d
+def json_type(value) -> str:
+    "The JSON name of a parsed JSON value's type, for error messages."
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 def image_from_json(payload) -> bytes:
     "The image bytes from a parsed JSON body `{\"image\": <base64 or data URL>}`."
