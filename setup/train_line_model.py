@@ -45,7 +45,7 @@ def start_network() -> Path:
 def run_stage(stage: dict) -> dict:
     "Train one stage (resuming from its checkpoints) unless it is finished; its results dict."
     from text_recognizer.metadata import WEIGHTS_DIR
-    from text_recognizer.train import train
+    from text_recognizer.training.train import train
     results_path = CHECKPOINTS / stage["name"] / "results.json"
     if stage_network(stage["name"]).exists() and results_path.exists():
         print(f"{stage['name']}: finished earlier")
@@ -65,7 +65,7 @@ def run_stage(stage: dict) -> dict:
 
 def evaluate(model) -> dict:
     "Figures of a LineModel on the own test lines, held-out font lines and varied test lines (all normalized)."
-    from text_recognizer.lines import lines_dataset
+    from text_recognizer.data.lines import lines_dataset
     figures = {}
     for prefix, kwargs in {"test": dict(n=1000, font_rate=0.0, seed=1), "font_test": dict(n=500, font_rate=1.0, seed=2),
                            "varied_test": dict(n=1000, font_rate=0.35, seed=3, varied=True)}.items():
@@ -86,10 +86,10 @@ def earlier_training(previous: dict | None) -> dict | None:
 
 def export(stages: list[dict], results: list[dict]) -> dict:
     "Make the last stage the production model: .keras, .onnx, line_model.json (figures, recipe), manifest."
-    from text_recognizer.emnist import sha256_file
-    from text_recognizer.line_model import LineModel
+    from text_recognizer.data.emnist import sha256_file
+    from text_recognizer.models.line import LineModel
     from text_recognizer.metadata import CHARSET, WEIGHTS_DIR
-    from text_recognizer.paragraph_recognizer import MANIFEST, build_manifest, write_json
+    from text_recognizer.inference.weights import MANIFEST, build_manifest, write_json
     shutil.copyfile(stage_network(stages[-1]["name"]), WEIGHTS_DIR / "line_model.keras")
     model = LineModel.load("line_model")
     model.export_onnx(WEIGHTS_DIR / "line_model.onnx")

@@ -119,8 +119,8 @@ def gunicorn_defaults() -> list:
     "The gunicorn options every app served from here starts with (and MALLOC_ARENA_MAX=2 in gunicorn's environment)."
     os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     try:
-        from text_recognizer.service import GuardedThreadWorker  # noqa: F401
-        worker = "text_recognizer.service.GuardedThreadWorker"
+        from text_recognizer.serving.app import GuardedThreadWorker  # noqa: F401
+        worker = "text_recognizer.serving.app.GuardedThreadWorker"
     except Exception:  # not on the path, or an older service without it
         worker = "gthread"
     return ["--worker-class", worker, "--threads", "8", "--keep-alive", "5", "--timeout", "60"]

@@ -35,14 +35,14 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     import keras
-    from text_recognizer.line_detector import LineDetectorModel
-    from text_recognizer.line_model import LineModel
-    from text_recognizer.line_predictor import LinePredictor, prepare_line
-    from text_recognizer.lines import make_lines
+    from text_recognizer.models.detector import LineDetectorModel
+    from text_recognizer.models.line import LineModel
+    from text_recognizer.inference.line import LinePredictor, prepare_line
+    from text_recognizer.data.lines import make_lines
     from text_recognizer.metadata import WEIGHTS_DIR
-    from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer
-    from text_recognizer.paragraphs import make_paragraphs
-    from text_recognizer.predict import OnnxModel
+    from text_recognizer.inference.paragraph import ParagraphTextRecognizer
+    from text_recognizer.data.paragraphs import make_paragraphs
+    from text_recognizer.inference.character import OnnxModel
 
     line_onnx = LinePredictor()
     line_onnx.model = OnnxModel(line_onnx.model.path, threads=args.threads)

@@ -4,7 +4,7 @@
                                                         [--skip-tesseract] [--write]
 
 Rows: `CharacterPredictor` (single characters), `LinePredictor` (lines), `ParagraphTextRecognizer` (pages), the HTTP
-service (`text_recognizer.service.create_app`, POST /v1/predict through Flask's test client; lines and pages) and the
+service (`text_recognizer.serving.app.create_app`, POST /v1/predict through Flask's test client; lines and pages) and the
 peer Tesseract 5 (the `tesseract` binary, `--psm 7` for lines, `--psm 6` for pages, images dark on light).
 Columns, one per test suite:
 - own test: today's test data (`make_lines` / `make_paragraphs` on the test split; EMNIST test characters). Comparison only.
@@ -42,20 +42,20 @@ def squash(text: str) -> str:
 
 def micro_cer(predictions: list[str], truths: list[str]) -> float:
     "Sum of edit distances over the sum of truth lengths, whitespace squashed on both sides."
-    from text_recognizer.ctc import character_error_rate
+    from text_recognizer.inference.ctc import character_error_rate
     return character_error_rate([squash(p) for p in predictions], [squash(t) for t in truths])
 
 
 # ------------------------------------------------------------------------------------------------------------ suites
 def page_texts(n: int, rng) -> list[list[str]]:
     "`n` pages of 2-8 lines of 16-32 characters of running held-out (test-split) text."
-    from text_recognizer.paragraphs import wrap_paragraph
+    from text_recognizer.data.paragraphs import wrap_paragraph
     return [wrap_paragraph("test", int(rng.integers(2, 9)), int(rng.integers(16, 33)), rng) for _ in range(n)]
 
 
 def line_texts(n: int, rng, clean=lambda t: t, max_length: int = 32) -> list[str]:
     "`n` non-empty pieces of held-out text, passed through `clean`."
-    from text_recognizer.lines import sample_texts
+    from text_recognizer.data.lines import sample_texts
     out = []
     while len(out) < n:
         out += [c for c in map(clean, sample_texts(2 * (n - len(out)), "test", max_length, rng)) if c.strip()]
@@ -71,10 +71,10 @@ def char_texts(n: int, rng) -> list[str]:
 
 def own_suite(sizes: dict, seed: int) -> dict:
     "Today's test data: make_lines / make_paragraphs on the test split, EMNIST test characters."
-    from text_recognizer.emnist import load_emnist
-    from text_recognizer.lines import make_lines
+    from text_recognizer.data.emnist import load_emnist
+    from text_recognizer.data.lines import make_lines
     from text_recognizer.metadata import CHARSET
-    from text_recognizer.paragraphs import make_paragraphs
+    from text_recognizer.data.paragraphs import make_paragraphs
     lines, pages = make_lines(sizes["lines"], "test", seed=seed), make_paragraphs(sizes["pages"], "test", seed=seed)
     x, y = load_emnist("test")
     idx = np.random.default_rng(seed).choice(len(y), sizes["chars"], replace=False)
@@ -120,7 +120,7 @@ def pen_suite(sizes: dict, rng, size: str) -> dict:
 def real_suite(sizes: dict) -> dict:
     "The real-handwriting lines and pages (data/real_handwriting/), read as they are."
     from text_recognizer.metadata import data_dir
-    from text_recognizer.predict import read_image
+    from text_recognizer.inference.character import read_image
     root, out = data_dir() / "real_handwriting", {}
     for kind, limit in (("lines", sizes["real_lines"]), ("pages", sizes["real_pages"])):
         folder = root / ("lines" if kind == "lines" else "paragraphs")
@@ -148,16 +148,16 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def dark_on_light(image: np.ndarray) -> np.ndarray:
-    from text_recognizer.predict import is_dark_on_light
+    from text_recognizer.inference.character import is_dark_on_light
     return image if is_dark_on_light(image) else 255 - image
 
 
 def service_reader(recognizer):
     "(prepare, read) for the HTTP service serving `recognizer`: a PNG data URL, POSTed through the Flask test client."
     import logging
-    from text_recognizer.service import create_app
+    from text_recognizer.serving.app import create_app
     client = create_app(recognizer).test_client()
-    logging.getLogger("text_recognizer.service").setLevel(logging.WARNING)  # no JSON log line per request
+    logging.getLogger("text_recognizer.serving.app").setLevel(logging.WARNING)  # no JSON log line per request
 
     def read(body: dict) -> str:
         response = client.post("/v1/predict", json=body)
@@ -182,9 +182,9 @@ def tesseract_reader(binary: str, psm: int):
 
 def make_rows(skip_tesseract: bool) -> list[dict]:
     "The readers: label, unit read, and (prepare, read) functions or the reason there are none."
-    from text_recognizer.line_predictor import LinePredictor
-    from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer
-    from text_recognizer.predict import CharacterPredictor
+    from text_recognizer.inference.line import LinePredictor
+    from text_recognizer.inference.paragraph import ParagraphTextRecognizer
+    from text_recognizer.inference.character import CharacterPredictor
     chars, lines, pages = CharacterPredictor(), LinePredictor(), ParagraphTextRecognizer()
     same = lambda im: im
     service = service_reader(pages)

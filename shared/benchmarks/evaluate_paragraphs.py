@@ -22,13 +22,14 @@ def main(argv=None) -> int:
     p.add_argument("--write", action="store_true", help="record the figures in weights/line_detector.json")
     args = p.parse_args(argv)
 
-    from text_recognizer.ctc import character_error_rate
-    from text_recognizer.line_detector import body_target, find_lines, ink_image, line_scores
-    from text_recognizer.lines import lines_dataset
+    from text_recognizer.inference.ctc import character_error_rate
+    from text_recognizer.inference.detector import body_target, find_lines, ink_image
+    from text_recognizer.training.detection import line_scores
+    from text_recognizer.data.lines import lines_dataset
     from text_recognizer.metadata import WEIGHTS_DIR
-    from text_recognizer.paragraph_recognizer import (MANIFEST, ParagraphTextRecognizer, build_manifest, line_strip,
-                                                      write_json)
-    from text_recognizer.paragraphs import line_crops, make_paragraphs
+    from text_recognizer.inference.weights import MANIFEST, build_manifest, write_json
+    from text_recognizer.inference.paragraph import ParagraphTextRecognizer, line_strip
+    from text_recognizer.data.paragraphs import line_crops, make_paragraphs
 
     recognizer = ParagraphTextRecognizer()
     reader = recognizer.line_predictor

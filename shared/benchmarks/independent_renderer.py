@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-from text_recognizer.emnist import load_emnist
-from text_recognizer.glyphs import font_report, handwriting_fonts
+from text_recognizer.data.emnist import load_emnist
+from text_recognizer.data.glyphs import font_report, handwriting_fonts
 from text_recognizer.metadata import CHAR_TO_INDEX, EMNIST_CLASSES
 
 CELL, REFERENCE_CELLS = 28, 34              # the 2019 course's EMNIST lines: 34 cells of 28 px

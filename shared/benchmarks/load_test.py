@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def paragraph_png(seed: int = 4, max_lines: int = 4) -> bytes:
     "A held-out synthetic handwritten page (the lab4 paragraph generator), as PNG bytes."
-    from text_recognizer.paragraphs import make_paragraphs
+    from text_recognizer.data.paragraphs import make_paragraphs
     page = make_paragraphs(1, split="test", seed=seed, max_lines=max_lines)["images"][0]
     buffer = io.BytesIO()
     Image.fromarray(page).save(buffer, format="PNG")
@@ -106,7 +106,7 @@ def main():
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--max-seconds", type=float, default=600, help="stop sending after this long")
     parser.add_argument("--image", type=Path, help="an image file to send (default: a synthetic handwritten page)")
-    parser.add_argument("--app", default="text_recognizer.service:create_app()", help="the WSGI app for gunicorn")
+    parser.add_argument("--app", default="text_recognizer.serving.app:create_app()", help="the WSGI app for gunicorn")
     parser.add_argument("--gunicorn", default="", help='more gunicorn options, after the served ones (they win), '
                         'e.g. "--worker-class sync --threads 1" for the old sync workers')
     options = parser.parse_args()

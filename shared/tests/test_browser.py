@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
-from text_recognizer.paragraphs import make_paragraphs
-from text_recognizer.predict import read_image
-from text_recognizer.service import create_app, start_dev_server
+from text_recognizer.data.paragraphs import make_paragraphs
+from text_recognizer.inference.character import read_image
+from text_recognizer.serving.app import create_app, start_dev_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

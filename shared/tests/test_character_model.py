@@ -1,12 +1,12 @@
-"""Tests of text_recognizer.character_model: input formatting, a quick fit, prediction, save/load, the dataset function."""
+"""Tests of text_recognizer.models.character: input formatting, a quick fit, prediction, save/load, the dataset function."""
 import numpy as np
 import pytest
 
-from text_recognizer import character_model as cm
-from text_recognizer.character_model import CharacterModel, emnist_data, format_images, make_dataset
-from text_recognizer.emnist import load_emnist
+from text_recognizer.models import character as cm
+from text_recognizer.models.character import CharacterModel, emnist_data, format_images, make_dataset
+from text_recognizer.data.emnist import load_emnist
 from text_recognizer.metadata import CHARSET
-from text_recognizer.networks import lenet, mlp
+from text_recognizer.networks.character import lenet, mlp
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_save_load_round_trip(tmp_path, monkeypatch, small_train):
     loaded = CharacterModel.load("tiny")
     x = small_train[0][:20]
     assert np.allclose(loaded.predict_proba(x), model.predict_proba(x), atol=1e-6)
-    with pytest.raises(FileNotFoundError, match="text_recognizer.train"):
+    with pytest.raises(FileNotFoundError, match="text_recognizer.training.train"):
         CharacterModel.load("missing")
     with pytest.raises(ValueError, match="file stem"):
         model.save("../escape")

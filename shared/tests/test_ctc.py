@@ -1,10 +1,10 @@
-"Tests of text_recognizer.ctc: greedy and beam-search CTC decoding, character error rate."
+"Tests of text_recognizer.inference.ctc: greedy and beam-search CTC decoding, character error rate."
 import itertools
 
 import numpy as np
 import pytest
 
-from text_recognizer.ctc import beam_search_decode, character_error_rate, greedy_decode
+from text_recognizer.inference.ctc import beam_search_decode, character_error_rate, greedy_decode
 from text_recognizer.metadata import BLANK_INDEX, CHARSET, encode
 
 

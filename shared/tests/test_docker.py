@@ -49,7 +49,9 @@ def expand(source: str) -> list[Path]:
 
 
 def copied_modules(dockerfile: Path) -> set[str]:
-    return {Path(s).stem for s in copy_sources(dockerfile) if s.startswith("shared/text_recognizer/") and s.endswith(".py")}
+    "Dotted names (inside the package) of the modules the Dockerfile copies, as files or in folders."
+    files = [p for s in copy_sources(dockerfile) if s.startswith("shared/text_recognizer/") for p in expand(s)]
+    return {p.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", ".") for p in files if p.suffix == ".py"}
 
 
 def pinned(path: Path) -> dict[str, str]:
@@ -88,13 +90,13 @@ def test_the_image_copies_only_serving_files(kind):
     allowed = ("setup/serving-requirements.txt", "shared/text_recognizer/weights/*.onnx",
                "shared/text_recognizer/weights/*.json", "shared/text_recognizer/static/")
     for source in sources:
-        assert source in allowed or re.fullmatch(r"shared/text_recognizer/\w+\.py", source), source
+        assert source in allowed or re.fullmatch(r"shared/text_recognizer/(\w+\.py|inference/|serving/)", source), source
         assert expand(source), f"{dockerfile.name} copies {source}, which matches no file"
     modules = copied_modules(dockerfile)
-    assert {"__init__", "metadata", "service", "predict", "paragraph_recognizer"} <= modules
-    assert not {"train", "networks", "character_model", "emnist", "evaluation"} & modules, "training code copied"
+    assert {"__init__", "metadata", "service", "inference.character", "inference.paragraph", "serving.app"} <= modules
+    assert not [m for m in modules if m.split(".")[0] in ("data", "networks", "models", "training")], "training code copied"
     for module in modules:
-        text = (PACKAGE / f"{module}.py").read_text()
+        text = (PACKAGE / f"{module.replace('.', '/')}.py").read_text()
         assert not re.search(r"^(import|from)\s+(tensorflow|keras)\b", text, re.M), f"{module}.py imports TF at the top"
 
 
@@ -123,15 +125,15 @@ def test_the_build_context_allowlist_lets_the_copied_files_in(kind):
 
 def test_the_gunicorn_image_runs_the_app_factory():
     steps = dict(instructions(DOCKERFILES["gunicorn"]))
-    assert "gunicorn" in steps["CMD"] and '"text_recognizer.service:create_app()"' in steps["CMD"]
+    assert "gunicorn" in steps["CMD"] and '"text_recognizer.serving.app:create_app()"' in steps["CMD"]
     assert "0.0.0.0:${PORT}" in steps["CMD"] and steps["USER"] == "app" and "EXPOSE" in steps
     assert "PYTHONPATH=/app" in steps["ENV"]
 
 
 def test_the_lambda_image_and_template_name_the_handler():
     steps = dict(instructions(DOCKERFILES["lambda"]))
-    assert json.loads(steps["CMD"]) == ["text_recognizer.service.lambda_handler"]
-    from text_recognizer import service
+    assert json.loads(steps["CMD"]) == ["text_recognizer.serving.app.lambda_handler"]
+    from text_recognizer.serving import app as service
     assert callable(service.lambda_handler)
     template = yaml.safe_load((SERVING / "template.yaml").read_text())
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
@@ -163,7 +165,7 @@ sys.meta_path.insert(0, Block())
 import text_recognizer
 assert text_recognizer.__file__.startswith(sys.argv[1]), text_recognizer.__file__
 from PIL import Image, ImageDraw, ImageFont
-from text_recognizer.service import create_app
+from text_recognizer.serving.app import create_app
 page = Image.new("L", (500, 120), 255)
 ImageDraw.Draw(page).text((30, 30), "hello there", fill=0, font=ImageFont.load_default(size=40))
 buffer = io.BytesIO(); page.save(buffer, format="PNG")

@@ -1,4 +1,4 @@
-"""Tests of text_recognizer.emnist: the embedded sample, its split, and the full-download path on a tiny fixture."""
+"""Tests of text_recognizer.data.emnist: the embedded sample, its split, and the full-download path on a tiny fixture."""
 import json, shutil, zipfile
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from text_recognizer import emnist
+from text_recognizer.data import emnist
 from text_recognizer.metadata import CHARSET, EMNIST_CLASSES, EMNIST_OFFSET, project_root
 
 REAL_EMNIST = project_root() / "data" / "emnist"

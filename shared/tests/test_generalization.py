@@ -14,8 +14,8 @@ sys.path.insert(0, str(BENCHMARKS))
 import evaluate_generalization as eg  # noqa: E402
 import independent_renderer as ir  # noqa: E402
 
-from text_recognizer.lines import sample_texts  # noqa: E402
-from text_recognizer.predict import is_dark_on_light  # noqa: E402
+from text_recognizer.data.lines import sample_texts  # noqa: E402
+from text_recognizer.inference.character import is_dark_on_light  # noqa: E402
 
 ROWS = ("CharacterPredictor (chars)", "LinePredictor (lines)", "ParagraphTextRecognizer (pages)", "service (lines)",
         "service (pages)", "Tesseract 5 (lines)", "Tesseract 5 (pages)")
@@ -106,8 +106,8 @@ def test_package_never_imports_the_benchmarks():
 
 
 def test_training_modules_do_not_load_the_renderer():
-    code = ("import sys, text_recognizer.line_model, text_recognizer.lines, text_recognizer.paragraphs, "
-            "text_recognizer.train; print(sorted(m for m in sys.modules if 'independent_renderer' in m "
+    code = ("import sys, text_recognizer.models.line, text_recognizer.data.lines, text_recognizer.data.paragraphs, "
+            "text_recognizer.training.train; print(sorted(m for m in sys.modules if 'independent_renderer' in m "
             "or 'benchmarks' in m or 'evaluate_generalization' in m))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

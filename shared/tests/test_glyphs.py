@@ -1,4 +1,4 @@
-"""Tests of text_recognizer.glyphs: fonts (sources, licences, coverage, splits), rendering in the EMNIST look, the
+"""Tests of text_recognizer.data.glyphs: fonts (sources, licences, coverage, splits), rendering in the EMNIST look, the
 character bank."""
 import json, re, shutil, subprocess
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import ImageFont
 
-from text_recognizer import glyphs
-from text_recognizer.emnist import load_emnist
+from text_recognizer.data import glyphs
+from text_recognizer.data.emnist import load_emnist
 from text_recognizer.metadata import CHARSET, CHAR_TO_INDEX, PUNCTUATION, project_root
 
 ROOT = project_root()

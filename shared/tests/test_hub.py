@@ -925,7 +925,7 @@ def run_cell(ws, code: str, timeout: float = 120) -> str:
 PREDICT_CELL = """
 import json, text_recognizer
 from text_recognizer import metadata
-from text_recognizer.emnist import load_emnist
+from text_recognizer.data.emnist import load_emnist
 out = {"data_dir": str(metadata.data_dir())}
 x, y = load_emnist("test")
 out["test_shape"] = list(x.shape)

@@ -1,11 +1,12 @@
-"""Tests of text_recognizer.iam on a tiny IAM-like fixture written here in the real layout (xml/ + forms*/)."""
-import html, tarfile
+"""Tests of text_recognizer.data.iam on a tiny IAM-like fixture written here in the real layout (xml/ + forms*/)."""
+import tarfile
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from text_recognizer import iam, lines
+from text_recognizer.data import iam
+from text_recognizer.data import lines
 from text_recognizer.metadata import decode
 
 # form id -> (writer, [(line text, [word boxes x, y, w, h])]); writers 000 -> train, 008 -> val, 010 -> test

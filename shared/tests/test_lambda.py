@@ -1,4 +1,4 @@
-"""The AWS Lambda entry point (text_recognizer.service.lambda_handler) called locally with sample API Gateway proxy
+"""The AWS Lambda entry point (text_recognizer.serving.app.lambda_handler) called locally with sample API Gateway proxy
 events: REST API (payload 1.0) and HTTP API (payload 2.0), good and bad."""
 import base64, io, json
 
@@ -7,9 +7,9 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from text_recognizer import service
-from text_recognizer.paragraphs import make_paragraphs
-from text_recognizer.service import MAX_BODY_BYTES, lambda_handler
+from text_recognizer.serving import app as service
+from text_recognizer.data.paragraphs import make_paragraphs
+from text_recognizer.serving.app import MAX_BODY_BYTES, lambda_handler
 
 
 PAGE = make_paragraphs(1, split="test", seed=6, max_lines=3)  # a synthetic handwritten page

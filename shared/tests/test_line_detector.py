@@ -2,9 +2,8 @@
 import numpy as np
 import pytest
 
-from text_recognizer.line_detector import (PAGE_WIDTH, SQUEEZE, body_target, bodies_to_boxes, box_iou, detect_lines,
-                                           detection_scale, ink_image, label_components, line_scores, match_lines,
-                                           projection_boxes, runs, squeeze, squeezed_shape)
+from text_recognizer.inference.detector import (PAGE_WIDTH, SQUEEZE, body_target, bodies_to_boxes, detect_lines, detection_scale, ink_image, label_components, projection_boxes, runs, squeeze, squeezed_shape)
+from text_recognizer.training.detection import box_iou, line_scores, match_lines
 
 
 def test_box_iou_known_values():

@@ -1,15 +1,15 @@
-"Tests of text_recognizer.line_model: batching by width, training step, decoding, the committed model and its ONNX twin."
+"Tests of text_recognizer.models.line: batching by width, training step, decoding, the committed model and its ONNX twin."
 import json
 
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-from text_recognizer.line_model import LineModel, ink_widths, line_batches, width_batches
-from text_recognizer.line_networks import line_lstm_ctc
+from text_recognizer.models.line import LineModel, ink_widths, line_batches, width_batches
+from text_recognizer.networks.line import line_lstm_ctc
 from text_recognizer.metadata import CHARSET, WEIGHTS_DIR, encode
-from text_recognizer.emnist import sha256_file
-from text_recognizer.line_predictor import LinePredictor, prepare_line
+from text_recognizer.data.emnist import sha256_file
+from text_recognizer.inference.line import LinePredictor, prepare_line
 from test_line_predictor import fixture_line
 
 has_model = (WEIGHTS_DIR / "line_model.keras").exists() and (WEIGHTS_DIR / "line_model.onnx").exists()

@@ -1,9 +1,9 @@
-"Tests of text_recognizer.line_networks: sliding windows, the baseline and the CNN-LSTM line networks."
+"Tests of text_recognizer.networks.line: sliding windows, the baseline and the CNN-LSTM line networks."
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-from text_recognizer.line_networks import SlidingWindows, line_cnn_sliding_window, line_lstm_ctc, sliding_windows
+from text_recognizer.networks.line import SlidingWindows, line_cnn_sliding_window, line_lstm_ctc, sliding_windows
 from text_recognizer.metadata import CHARSET
 
 

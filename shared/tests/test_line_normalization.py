@@ -1,13 +1,12 @@
-"One line normalization (text_recognizer.line_normalization): paper removal, body finding, the resample, serving-safe."
+"One line normalization (text_recognizer.inference.line_normalization): paper removal, body finding, the resample, serving-safe."
 import subprocess, sys
 
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from text_recognizer.line_normalization import (BODY_CENTRE, BODY_HEIGHT, LINE_HEIGHT, MIN_WIDTH, line_body, line_ink,
-                                                normalize_line)
-from text_recognizer.lines import make_lines
+from text_recognizer.inference.line_normalization import (BODY_CENTRE, BODY_HEIGHT, LINE_HEIGHT, MIN_WIDTH, line_body, line_ink, normalize_line)
+from text_recognizer.data.lines import make_lines
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +88,7 @@ def test_needs_neither_scipy_nor_tensorflow():
             "            raise ImportError('blocked: ' + name)\n"
             "sys.meta_path.insert(0, Block())\n"
             "import numpy as np\n"
-            "from text_recognizer.line_normalization import normalize_line\n"
+            "from text_recognizer.inference.line_normalization import normalize_line\n"
             "a = np.zeros((50, 200), np.uint8); a[20:30, 20:180] = 255\n"
             "assert normalize_line(a).shape[0] == 28\n")
     subprocess.run([sys.executable, "-c", code], check=True)

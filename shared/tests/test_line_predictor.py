@@ -1,12 +1,12 @@
-"Tests of text_recognizer.line_predictor: line preparation, the committed ONNX line model, clear errors, no TensorFlow."
+"Tests of text_recognizer.inference.line: line preparation, the committed ONNX line model, clear errors, no TensorFlow."
 import subprocess, sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from text_recognizer.emnist import load_emnist
-from text_recognizer.line_predictor import LINE_MODEL, LinePredictor, prepare_line
+from text_recognizer.data.emnist import load_emnist
+from text_recognizer.inference.line import LINE_MODEL, LinePredictor, prepare_line
 from text_recognizer.metadata import CHARSET, WEIGHTS_DIR
 
 needs_model = pytest.mark.skipif(not (WEIGHTS_DIR / f"{LINE_MODEL}.onnx").exists(), reason="no committed line model")
@@ -79,7 +79,7 @@ def test_predicts_both_polarities_and_files(predictor, tmp_path):
     assert predictor.predict(255 - line)[0] == text                   # dark ink on light paper
     Image.fromarray(255 - line).resize((line.shape[1] * 2, 56)).save(tmp_path / "line.png")
     from_file = predictor.predict(tmp_path / "line.png")[0]           # a file, twice the size
-    from text_recognizer.ctc import character_error_rate
+    from text_recognizer.inference.ctc import character_error_rate
     assert character_error_rate(from_file, text) <= 0.2
     assert character_error_rate(text, "Hello world", ignore_case=True) <= 0.5
 
@@ -121,6 +121,6 @@ def test_serving_imports_no_tensorflow():
             "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
             "            raise ImportError('blocked: ' + name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "import text_recognizer.line_predictor\n"
+            "import text_recognizer.inference.line\n"
             "assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)\n")
     subprocess.run([sys.executable, "-c", code], check=True)

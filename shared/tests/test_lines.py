@@ -1,10 +1,9 @@
-"""Tests of text_recognizer.lines: the sentence corpus, synthetic EMNIST / font lines, and their disk cache."""
-from pathlib import Path
+"""Tests of text_recognizer.data.lines: the sentence corpus, synthetic EMNIST / font lines, and their disk cache."""
 
 import numpy as np
 import pytest
 
-from text_recognizer import lines
+from text_recognizer.data import lines
 from text_recognizer.metadata import CHARSET, decode, encode
 
 

@@ -1,9 +1,9 @@
-"""Tests of text_recognizer.networks: output shapes, the named feature layer, arguments that change the architecture."""
+"""Tests of text_recognizer.networks.character: output shapes, the named feature layer, arguments that change the architecture."""
 import numpy as np
 import pytest
 
 from text_recognizer.metadata import CHARSET
-from text_recognizer.networks import lenet, mlp
+from text_recognizer.networks.character import lenet, mlp
 
 
 @pytest.mark.parametrize("make", [mlp, lenet])

@@ -11,17 +11,20 @@ import pytest
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
-import text_recognizer.paragraph_recognizer as pr
-from text_recognizer.ctc import character_error_rate
+import text_recognizer.inference.paragraph as pr
+import text_recognizer.inference.weights as weights
+import text_recognizer.training.paragraph_lines as paragraph_lines
+from text_recognizer.inference.ctc import character_error_rate
 from text_recognizer.metadata import CHARSET, WEIGHTS_DIR
-from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer, build_manifest, verify_manifest
+from text_recognizer.inference.paragraph import ParagraphTextRecognizer
+from text_recognizer.inference.weights import build_manifest, verify_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def page():
-    from text_recognizer.paragraphs import make_paragraphs
+    from text_recognizer.data.paragraphs import make_paragraphs
     pages = make_paragraphs(1, "test", seed=11, max_lines=4)
     return pages["images"][0], pages["texts"][0], pages["boxes"][0]
 
@@ -51,27 +54,27 @@ def test_reads_a_page_in_either_polarity_and_any_input_form(page, recognizer, tm
 
 def test_page_line_strips_pair_detected_lines_with_their_texts(page, recognizer):
     image, truth, boxes = page
-    strips, texts = pr.page_line_strips(recognizer, [image], [truth], [boxes])
+    strips, texts = paragraph_lines.page_line_strips(recognizer, [image], [truth], [boxes])
     assert len(strips) == len(texts) == len(boxes) and texts == truth.split("\n")
     assert all(s.dtype == np.uint8 and s.shape[0] == 28 and s.shape[1] >= 32 for s in strips)
     assert character_error_rate(recognizer.line_predictor.predict_lines(strips)[0][0], texts[0]) < 0.3
-    stacked = pr.stack_lines(strips, 900)
+    stacked = paragraph_lines.stack_lines(strips, 900)
     assert stacked.shape == (len(strips), 28, 900) and np.array_equal(stacked[0, :, :strips[0].shape[1]], strips[0])
     with pytest.raises(ValueError, match="wide"):
-        pr.stack_lines(strips, 10)
+        paragraph_lines.stack_lines(strips, 10)
 
 
 def test_paragraph_lines_data_for_the_trainer():
     from text_recognizer.metadata import decode
     config = {"seed": 3, "dataset_args": {"train_pages": 3, "val_pages": 2, "test_pages": 2, "n_lines": 5}}
-    data = pr.paragraph_lines_data(config)
+    data = paragraph_lines.paragraph_lines_data(config)
     for split in ("train", "val", "test"):
         images, labels = data[split]
         assert images.dtype == np.uint8 and images.shape[1] == 28 and len(images) == len(labels) > 0
         assert all(decode(label) for label in labels)                    # every strip has its line's text
     assert len(data["train"][0]) >= 5 + 3 and data["model"] == "line"
     with pytest.raises(ValueError, match="unknown dataset_args"):
-        pr.paragraph_lines_data({"dataset_args": {"pages": 3}})
+        paragraph_lines.paragraph_lines_data({"dataset_args": {"pages": 3}})
 
 
 def test_blank_images_have_no_lines(recognizer):
@@ -102,9 +105,10 @@ def test_missing_detector_file_is_explained(tmp_path):
 
 def test_compiled_models_match_keras(page, recognizer):
     pytest.importorskip("tensorflow")
-    from text_recognizer.line_detector import LineDetectorModel, detect_lines, ink_image
-    from text_recognizer.line_model import LineModel
-    from text_recognizer.ctc import beam_search_decode
+    from text_recognizer.models.detector import LineDetectorModel
+    from text_recognizer.inference.detector import detect_lines, ink_image
+    from text_recognizer.models.line import LineModel
+    from text_recognizer.inference.ctc import beam_search_decode
     image = page[0]
     detector = LineDetectorModel.load("line_detector")
     x = detector.inputs(image[None])
@@ -127,7 +131,7 @@ def test_serving_path_imports_no_tensorflow_or_keras(page, tmp_path):
     np.save(tmp_path / "page.npy", page[0])
     code = ("import sys, json, numpy as np\n"
             "sys.modules['tensorflow'] = None; sys.modules['keras'] = None; sys.modules['tf2onnx'] = None\n"
-            "from text_recognizer.paragraph_recognizer import ParagraphTextRecognizer\n"
+            "from text_recognizer.inference.paragraph import ParagraphTextRecognizer\n"
             f"result = ParagraphTextRecognizer().predict(np.load({str(tmp_path / 'page.npy')!r}))\n"
             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf2onnx', 'scipy')"
             " and sys.modules[m] is not None)\n"
@@ -153,7 +157,7 @@ def test_verify_manifest_notices_changes(tmp_path):
     for name in ("line_detector.onnx", "line_detector.json"):
         (tmp_path / name).write_bytes((WEIGHTS_DIR / name).read_bytes())
     assert verify_manifest(tmp_path) == ["no manifest.json in the weights folder"]
-    pr.write_json(tmp_path / "manifest.json", build_manifest(tmp_path))
+    weights.write_json(tmp_path / "manifest.json", build_manifest(tmp_path))
     assert verify_manifest(tmp_path) == []
     with open(tmp_path / "line_detector.onnx", "ab") as f:
         f.write(b"\0")
@@ -162,7 +166,7 @@ def test_verify_manifest_notices_changes(tmp_path):
 
 def test_a_line_reads_the_same_alone_and_inside_a_page(recognizer):
     "LinePredictor and ParagraphTextRecognizer share one line normalization: the same line gives the same text."
-    from text_recognizer.lines import make_lines
+    from text_recognizer.data.lines import make_lines
     lines = make_lines(4, "test", seed=21, max_length=24)
     page, y, alone = np.zeros((480, 640), np.uint8), 30, []
     for image, scale in zip(lines["images"], (1.5, 2.0, 2.5, 1.8)):

@@ -1,8 +1,9 @@
-"""Tests of text_recognizer.paragraphs: synthetic pages with line boxes and masks, line crops, and the cache."""
+"""Tests of text_recognizer.data.paragraphs: synthetic pages with line boxes and masks, line crops, and the cache."""
 import numpy as np
 import pytest
 
-from text_recognizer import lines, paragraphs
+from text_recognizer.data import lines
+from text_recognizer.data import paragraphs
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of text_recognizer.predict: image reading, polarity, EMNIST-style preparation, the committed ONNX predictor
+"""Tests of text_recognizer.inference.character: image reading, polarity, EMNIST-style preparation, the committed ONNX predictor
 (fixtures of both polarities at other sizes, bad inputs, a quality gate) and serving without TensorFlow or Keras."""
 import io, subprocess, sys
 
@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from text_recognizer.emnist import load_emnist
+from text_recognizer.data.emnist import load_emnist
 from text_recognizer.metadata import CHARSET, WEIGHTS_DIR
-from text_recognizer.predict import (CharacterPredictor, OnnxModel, is_dark_on_light, light_on_dark, read_image,
-                                     to_emnist)
+from text_recognizer.inference.character import (CharacterPredictor, OnnxModel, is_dark_on_light, light_on_dark, read_image, to_emnist)
 
 UNAMBIGUOUS = set("23456789ABDEFGHMNQRTabdefhnqrt")
 
@@ -136,7 +135,7 @@ def test_serving_imports_no_tensorflow_or_keras():
             "from text_recognizer import CharacterPredictor\n"
             "image = np.full((60, 40), 255, np.uint8); image[10:50, 18:23] = 0\n"
             "character, confidence = CharacterPredictor().predict(image)\n"
-            "training = [m for m in sys.modules if m.startswith(('text_recognizer.train', 'text_recognizer.character_model', 'text_recognizer.networks', 'tensorflow', 'keras')) and sys.modules[m] is not None]\n"
+            "training = [m for m in sys.modules if m.startswith(('text_recognizer.training.train', 'text_recognizer.models.character', 'text_recognizer.networks.character', 'tensorflow', 'keras')) and sys.modules[m] is not None]\n"
             "assert not training, training\n"
             "print(character, confidence)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,4 +1,4 @@
-"""The prediction service (text_recognizer.service): good requests in every wrapper and polarity, a corpus of bad
+"""The prediction service (text_recognizer.serving.app): good requests in every wrapper and polarity, a corpus of bad
 inputs that must each get a 4xx JSON answer with a message (never a 500, never a crash), images that used to read
 wrong, and gunicorn with the served settings under idle and slow clients."""
 import base64, http.client, importlib.util, io, json, logging, os, re, socket, subprocess, sys, threading, time, zlib
@@ -10,10 +10,9 @@ import pytest
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
-from text_recognizer.paragraphs import make_paragraphs
-from text_recognizer.predict import read_image
-from text_recognizer.service import (HEADER_TIMEOUT, MAX_BODY_BYTES, MAX_FORM_PARTS, MAX_IMAGE_PIXELS, create_app,
-                                     start_dev_server)
+from text_recognizer.data.paragraphs import make_paragraphs
+from text_recognizer.inference.character import read_image
+from text_recognizer.serving.app import (HEADER_TIMEOUT, MAX_BODY_BYTES, MAX_FORM_PARTS, MAX_IMAGE_PIXELS, create_app, start_dev_server)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -301,11 +300,11 @@ def test_health_page_and_static_files(lazy_client):
 
 
 def test_refused_requests_are_counted_and_logged(lazy_client, caplog):
-    with caplog.at_level(logging.INFO, logger="text_recognizer.service"):
+    with caplog.at_level(logging.INFO, logger="text_recognizer.serving.app"):
         lazy_client.post("/v1/predict", json={"image": "@@"})
         lazy_client.post("/v1/predict", data=b"<x/>", content_type="application/xml")
         lazy_client.get("/nope")
-    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "text_recognizer.service"]
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "text_recognizer.serving.app"]
     assert [(r["status"], r["path"]) for r in records] == [(400, "/v1/predict"), (415, "/v1/predict"), (404, "/nope")]
     assert all(r["latency_ms"] >= 0 and r["error"] for r in records) and records[0]["bytes_in"] == 15
     metrics = lazy_client.get("/metrics").get_json()
@@ -327,10 +326,10 @@ def test_metrics_count_requests_and_report_latency(recognizer, page, page_png):
 
 
 def test_each_request_logs_one_json_line(client, page, page_png, caplog):
-    with caplog.at_level(logging.INFO, logger="text_recognizer.service"):
+    with caplog.at_level(logging.INFO, logger="text_recognizer.serving.app"):
         client.post("/v1/predict", json={"image": data_url(page_png)})
         client.post("/v1/predict", json={"image": "@@"})
-    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "text_recognizer.service"]
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "text_recognizer.serving.app"]
     good, bad = records[-2:]
     assert good["status"] == 200 and good["path"] == "/v1/predict" and good["latency_ms"] > 0
     assert (good["image_height"], good["image_width"]) == page["gray"].shape
@@ -358,7 +357,7 @@ class Block:
         if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
-from text_recognizer.service import create_app
+from text_recognizer.serving.app import create_app
 app = create_app()
 client = app.test_client()
 assert client.get("/healthz").get_json()["model_loaded"] is False
@@ -623,7 +622,7 @@ def test_the_image_run_script_and_hub_launcher_use_the_same_gunicorn_settings():
     serve_app = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(serve_app)
     settings = serve_app.gunicorn_defaults()
-    assert settings[:2] == ["--worker-class", "text_recognizer.service.GuardedThreadWorker"], settings
+    assert settings[:2] == ["--worker-class", "text_recognizer.serving.app.GuardedThreadWorker"], settings
     assert {"--threads", "--keep-alive", "--timeout"} <= set(settings)
     dockerfile = re.sub(r"\\\n", " ", (ROOT / "setup" / "serving" / "Dockerfile").read_text())
     command = next(line for line in dockerfile.splitlines() if line.startswith("CMD "))

@@ -1,4 +1,4 @@
-"""Tests of text_recognizer.train: config and command-line parsing, registries, a tiny run in-process and via the CLI,
+"""Tests of text_recognizer.training.train: config and command-line parsing, registries, a tiny run in-process and via the CLI,
 the CLI as a user runs it (a clean shell) and what its offline W&B run holds."""
 import json, os, struct, subprocess, sys
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from text_recognizer import train as tr
+from text_recognizer.training import train as tr
 from text_recognizer.metadata import project_root
 
 TINY = {"dataset_args": {"limit": 300}, "network_args": {"widths": [4, 8], "dense_size": 16}, "epochs": 2,
@@ -32,9 +32,9 @@ def test_parse_args():
 
 
 def test_registries_resolve_lazily():
-    from text_recognizer.networks import lenet
+    from text_recognizer.networks.character import lenet
     assert tr.resolve(tr.NETWORKS, "lenet") is lenet
-    assert tr.resolve(tr.DATASETS, "text_recognizer.character_model:emnist_data").__name__ == "emnist_data"
+    assert tr.resolve(tr.DATASETS, "text_recognizer.models.character:emnist_data").__name__ == "emnist_data"
     assert {"emnist", "lines", "paragraphs"} <= tr.DATASETS.keys() and {"character", "line"} <= tr.MODELS.keys()
     assert {"mlp", "lenet", "line_cnn_sliding_window", "line_lstm_ctc"} <= tr.NETWORKS.keys()
     with pytest.raises(ValueError, match="unknown network 'resnet'"):
@@ -42,7 +42,7 @@ def test_registries_resolve_lazily():
     with pytest.raises(ValueError, match="cannot be imported"):
         tr.resolve({"x": "text_recognizer.no_such_module:f"}, "x")
     with pytest.raises(ValueError, match="has no"):
-        tr.resolve({"x": "text_recognizer.networks:no_such"}, "x")
+        tr.resolve({"x": "text_recognizer.networks.character:no_such"}, "x")
 
 
 def test_tiny_mixed_precision_run_returns_figures_and_restores_the_policy():
@@ -56,7 +56,7 @@ def test_tiny_mixed_precision_run_returns_figures_and_restores_the_policy():
 
 def test_cli_runs_and_prints_json(tmp_path):
     env = {**os.environ, "WANDB_MODE": "disabled", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "text_recognizer.train", "--epochs", "1", "--dataset-args", '{"limit": 200}',
+    command = [sys.executable, "-m", "text_recognizer.training.train", "--epochs", "1", "--dataset-args", '{"limit": 200}',
                "--network", "mlp", "--network-args", '{"layer_sizes": [16]}', "--no-wandb"]
     out = subprocess.run(command, capture_output=True, text=True, cwd=project_root(), env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -66,7 +66,7 @@ def test_cli_runs_and_prints_json(tmp_path):
 
 def test_init_starts_from_a_saved_network(tmp_path, monkeypatch):
     import numpy as np
-    from text_recognizer import character_model
+    from text_recognizer.models import character as character_model
     monkeypatch.setattr(character_model, "WEIGHTS_DIR", tmp_path)
     first, model = tr.train({**TINY, "save": "tiny"}, verbose=0, return_model=True)
     assert (tmp_path / "tiny.keras").exists()
@@ -90,7 +90,7 @@ class RecordingRun:
 
 def test_the_callback_logs_the_learning_rate_of_every_epoch():
     import keras
-    from text_recognizer.character_model import learning_rate_schedule
+    from text_recognizer.models.character import learning_rate_schedule
     run, network = RecordingRun(), keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     schedule = learning_rate_schedule(0.1, "cosine", 3 * 4)
     network.compile(keras.optimizers.AdamW(schedule), "mse")
@@ -103,8 +103,8 @@ def test_the_callback_logs_the_learning_rate_of_every_epoch():
 
 def test_prediction_logs_of_a_line_model():
     import wandb
-    from text_recognizer.line_model import LineModel
-    from text_recognizer.line_networks import line_lstm_ctc
+    from text_recognizer.models.line import LineModel
+    from text_recognizer.networks.line import line_lstm_ctc
     from test_line_model import tiny_lines
     images, labels = tiny_lines()
     model = LineModel(line_lstm_ctc(widths=(8, 8, 8), features=16, lstm_units=16))
@@ -193,7 +193,7 @@ def test_cli_in_a_clean_shell_trains_and_logs_an_offline_wandb_run(tmp_path):
     epochs = [row for row in history if "epoch" in row]
     assert [row["epoch"] for row in epochs] == [1, 2]
     assert all({"loss", "accuracy", "val_loss", "val_accuracy"} <= row.keys() for row in epochs)
-    from text_recognizer.character_model import learning_rate_schedule
+    from text_recognizer.models.character import learning_rate_schedule
     schedule = learning_rate_schedule(tr.DEFAULT_CONFIG["learning_rate"], "cosine", 2 * 4)
     assert [row["learning_rate"] for row in epochs] == pytest.approx([float(schedule(4)), float(schedule(8))], rel=1e-4)
 
@@ -205,7 +205,7 @@ def test_cli_in_a_clean_shell_trains_and_logs_an_offline_wandb_run(tmp_path):
     assert len(tables) == 1
     table = json.loads(tables[0].read_text())
     assert table["columns"] == ["image", "truth", "prediction", "confidence"] and len(table["data"]) == 16
-    from text_recognizer.character_model import emnist_data
+    from text_recognizer.models.character import emnist_data
     from text_recognizer.metadata import CHARSET
     _, y_val = emnist_data({"dataset_args": {"limit": 200}, "seed": 0})["val"]
     assert [row[1] for row in table["data"]] == [CHARSET[i] for i in y_val[:16]]

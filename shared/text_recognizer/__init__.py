@@ -1,7 +1,8 @@
 """Text Recognizer Labs: handwritten text recognition, exported from the notebooks in `solutions/`."""
 __version__ = "0.1.0"
 
-_lazy = {"CharacterPredictor": "predict", "LinePredictor": "line_predictor", "ParagraphTextRecognizer": "paragraph_recognizer"}
+_lazy = {"CharacterPredictor": "inference.character", "LinePredictor": "inference.line",
+         "ParagraphTextRecognizer": "inference.paragraph"}
 
 
 def __getattr__(name):
