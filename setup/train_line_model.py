@@ -86,7 +86,7 @@ def earlier_training(previous: dict | None) -> dict | None:
 
 def export(stages: list[dict], results: list[dict]) -> dict:
     "Make the last stage the production model: .keras, .onnx, line_model.json (figures, recipe), manifest."
-    from text_recognizer.data.emnist import sha256_file
+    from text_recognizer.metadata import sha256_file
     from text_recognizer.models.line import LineModel
     from text_recognizer.metadata import CHARSET, WEIGHTS_DIR
     from text_recognizer.inference.weights import MANIFEST, build_manifest, write_json

@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 
+import text_recognizer.metadata as metadata
+
 from text_recognizer.models import character as cm
 from text_recognizer.models.character import CharacterModel, emnist_data, format_images, make_dataset
 from text_recognizer.data.emnist import load_emnist
@@ -52,7 +54,8 @@ def test_quick_fit_reduces_loss_and_predicts(small_train):
 
 
 def test_save_load_round_trip(tmp_path, monkeypatch, small_train):
-    monkeypatch.setattr(cm, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(metadata, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.delenv("TR_WEIGHTS_DIR", raising=False)
     model = CharacterModel(lenet(widths=(4, 8), dense_size=16))
     path = model.save("tiny")
     assert path == tmp_path / "tiny.keras" and path.stat().st_size > 0 and list(tmp_path.iterdir()) == [path]

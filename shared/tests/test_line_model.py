@@ -8,7 +8,7 @@ keras = pytest.importorskip("keras")
 from text_recognizer.models.line import LineModel, ink_widths, line_batches, width_batches
 from text_recognizer.networks.line import line_lstm_ctc
 from text_recognizer.metadata import CHARSET, WEIGHTS_DIR, encode
-from text_recognizer.data.emnist import sha256_file
+from text_recognizer.metadata import sha256_file
 from text_recognizer.inference.line import LinePredictor, prepare_line
 from test_line_predictor import fixture_line
 

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import text_recognizer.metadata as metadata
+
 from text_recognizer.training import train as tr
 from text_recognizer.metadata import project_root
 
@@ -66,8 +68,8 @@ def test_cli_runs_and_prints_json(tmp_path):
 
 def test_init_starts_from_a_saved_network(tmp_path, monkeypatch):
     import numpy as np
-    from text_recognizer.models import character as character_model
-    monkeypatch.setattr(character_model, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(metadata, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.delenv("TR_WEIGHTS_DIR", raising=False)
     first, model = tr.train({**TINY, "save": "tiny"}, verbose=0, return_model=True)
     assert (tmp_path / "tiny.keras").exists()
     frozen = {**TINY, "init": "tiny", "epochs": 1, "learning_rate": 0.0, "lr_schedule": "constant"}

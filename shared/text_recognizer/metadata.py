@@ -3,10 +3,10 @@
 # %% auto #0
 __all__ = ['BLANK', 'EMNIST_CLASSES', 'PUNCTUATION', 'CHARSET', 'CHAR_TO_INDEX', 'BLANK_INDEX', 'SPACE_INDEX', 'EMNIST_OFFSET',
            'PACKAGE_DIR', 'WEIGHTS_DIR', 'LAB_SIZES', 'encode', 'decode', 'in_charset', 'project_root', 'data_dir',
-           'user_weights_dir', 'weights_file', 'lab_size']
+           'user_weights_dir', 'weights_file', 'atomic_write', 'sha256_file', 'lab_size']
 
 # %% ../../solutions/lab1/02_metadata.ipynb #b5e09282
-import os
+import hashlib, os, tempfile
 from pathlib import Path
 
 # %% ../../solutions/lab1/02_metadata.ipynb #d28400c2
@@ -65,6 +65,28 @@ def weights_file(filename: str, write: bool = False) -> Path:
             mine.mkdir(parents=True, exist_ok=True)
         return mine / filename
     return WEIGHTS_DIR / filename
+
+# %% ../../solutions/lab1/02_metadata.ipynb #53258a11
+def atomic_write(path, write) -> Path:
+    "Write `path` all or nothing: `write(tmp)` fills a temporary file beside it (same suffix), which then replaces it."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    "The SHA-256 checksum of a file, read in chunks."
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 # %% ../../solutions/lab1/02_metadata.ipynb #1c38c2b7
 LAB_SIZES = ("ci", "lab", "full")

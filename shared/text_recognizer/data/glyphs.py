@@ -8,7 +8,7 @@ __all__ = ['FONT_DIRS', 'FONTSOURCE_FILE', 'WEB_FONTS', 'MASTER_CAP', 'HI', 'SIZ
            'handwriting_fonts', 'signed_distance', 'render_glyphs', 'char_bank']
 
 # %% ../../../solutions/lab1/04_glyphs.ipynb #e93a7972
-import os, re, tempfile, zipfile
+import re, zipfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from .emnist import load_emnist
-from ..metadata import CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, lab_size, project_root
+from ..metadata import (CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, atomic_write, data_dir, lab_size,
+                                     project_root)
 
 # %% ../../../solutions/lab1/04_glyphs.ipynb #2b79864f
 FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts",
@@ -50,15 +51,8 @@ def sfnt_copy(path: Path) -> Path:
     font = TTFont(path)
     out = data_dir() / "processed" / "fonts" / (path.stem + (".otf" if font.sfntVersion == "OTTO" else ".ttf"))
     if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
         font.flavor = None  # no WOFF compression
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                font.save(f)
-            os.replace(tmp, out)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(out, lambda tmp: font.save(str(tmp)))
     return out
 
 # %% ../../../solutions/lab1/04_glyphs.ipynb #ded8dae5
@@ -476,13 +470,5 @@ def char_bank(split: str = "train", seed: int = 0, rendered_per_char: int | None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         print(f"{path.name} is damaged: rebuilding it")
     bank = _build_bank(split, seed, rendered_per_char, letter_variants, source)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{keys[c]: bank[c] for c in keys})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: np.savez(tmp, **{keys[c]: bank[c] for c in keys}))
     return bank

@@ -5,7 +5,7 @@ __all__ = ['IAM_HOME', 'IMAGE_SUFFIXES', 'ARCHIVE_SUFFIXES', 'SPLITS', 'iam_spec
            'writer_split', 'load_iam', 'iam_lines', 'iam_paragraphs', 'iam_lines_dataset', 'iam_paragraphs_dataset']
 
 # %% ../../../solutions/lab4/02_iam.ipynb #44f26a84
-import html, json, os, shutil, tarfile, tempfile, zipfile, zlib
+import html, json, os, tarfile, tempfile, zipfile, zlib
 import xml.etree.ElementTree as ElementTree
 from functools import lru_cache
 from pathlib import Path

@@ -8,7 +8,7 @@ __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'LINES_V
            'load_arrays', 'texts_array', 'bank_tag', 'lines_dataset']
 
 # %% ../../../solutions/lab3/01_lines.ipynb #4b12cdab
-import io, os, re, tempfile, zipfile, zlib
+import io, re, zipfile, zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from .emnist import relative_path
 from .glyphs import (BANK_VERSION, LINE_BASELINE, LINE_CAP, char_bank, font_report, handwriting_fonts)
-from ..metadata import BLANK_INDEX, CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, data_dir, encode
+from ..metadata import (BLANK_INDEX, CHARSET, CHAR_TO_INDEX, EMNIST_CLASSES, PUNCTUATION, atomic_write, data_dir,
+                                     encode)
 
 # %% ../../../solutions/lab3/01_lines.ipynb #c031ae3c
 FORTUNE_DIR = Path("/usr/share/games/fortunes")
@@ -471,15 +472,7 @@ LINES_VERSION = 5  # bump when the generator changes, so that old caches are not
 
 def save_arrays(path: Path, **arrays) -> None:
     "Write `arrays` to `path` atomically (temporary file in the same folder, then rename)."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: np.savez(tmp, **arrays))
 
 def load_arrays(path: Path, check) -> dict | None:
     "The arrays in `path` if it loads and passes `check(arrays)`, else None (missing or damaged)."

@@ -5,7 +5,7 @@ __all__ = ['PX_PER_CHAR', 'PARAGRAPHS_VERSION', 'CHUNK', 'wrap_paragraph', 'body
            'make_paragraphs', 'line_crops', 'paragraphs_dataset']
 
 # %% ../../../solutions/lab4/01_paragraphs.ipynb #d9348209
-import io, time
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 from .lines import (LINE_HEIGHT, LINES_VERSION, _smooth_field, bank_tag, draw_font_lines, draw_lines, line_width, load_arrays, pen_redraw, relative_path, save_arrays, split_words, texts_array)
-from ..metadata import data_dir, lab_size
+from ..metadata import data_dir
 
 # %% ../../../solutions/lab4/01_paragraphs.ipynb #f8e34a9d
 def wrap_paragraph(split: str, n_lines: int, line_chars: int, rng) -> list[str]:

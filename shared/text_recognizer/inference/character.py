@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, UnidentifiedImageError
 
-from ..metadata import CHARSET, WEIGHTS_DIR
+from ..metadata import CHARSET, weights_file
 
 # %% ../../../solutions/lab2/05_predictor.ipynb #ddb2aa76
 def _scale_to_8bit(image: Image.Image) -> Image.Image:
@@ -189,7 +189,7 @@ class CharacterPredictor:
     "Recognise one handwritten character in an image: `CharacterPredictor().predict(image) -> (character, confidence)`."
 
     def __init__(self, path=None):
-        self.model = OnnxModel(path or WEIGHTS_DIR / f"{CHARACTER_MODEL}.onnx")
+        self.model = OnnxModel(path or weights_file(f"{CHARACTER_MODEL}.onnx"))
         self.charset = CHARSET
         info = Path(self.model.path).with_suffix(".json")
         if info.exists():

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .ctc import beam_search_decode, greedy_decode
-from ..metadata import CHARSET, WEIGHTS_DIR
+from ..metadata import CHARSET, weights_file
 from .line_normalization import normalize_line
 from .character import OnnxModel
 
@@ -26,7 +26,7 @@ class LinePredictor:
     "Read a line of handwriting: `LinePredictor().predict(image) -> (text, confidence)`."
 
     def __init__(self, path=None, beam_width: int | None = 10):
-        self.model = OnnxModel(path or WEIGHTS_DIR / f"{LINE_MODEL}.onnx")
+        self.model = OnnxModel(path or weights_file(f"{LINE_MODEL}.onnx"))
         self.beam_width = beam_width
         info = Path(self.model.path).with_suffix(".json")
         self.info = json.loads(info.read_text()) if info.exists() else {}

@@ -10,7 +10,7 @@ from .character import OnnxModel, read_image, remove_paper
 from .detector import (detect_lines, detector_input, is_thin_pen, locate_lines,
                                                 trained_strokes, writing_size)
 from .line import LinePredictor
-from ..metadata import WEIGHTS_DIR
+from ..metadata import weights_file
 
 # %% ../../../solutions/lab4/04_paragraph_recognizer.ipynb #8792ee1e
 STRIP_REACH = 2.0            # a line strip reaches 2 body thicknesses above and below the line's centre line
@@ -37,7 +37,7 @@ class ParagraphTextRecognizer:
     "Read a handwritten paragraph: `ParagraphTextRecognizer().predict(image) -> {'text', 'lines'}`."
 
     def __init__(self, detector_path=None, line_predictor=None):
-        self.detector = OnnxModel(detector_path or WEIGHTS_DIR / f"{DETECTOR}.onnx")
+        self.detector = OnnxModel(detector_path or weights_file(f"{DETECTOR}.onnx"))
         self.line_predictor = line_predictor or LinePredictor()
 
     def ink(self, image) -> np.ndarray:

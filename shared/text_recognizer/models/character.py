@@ -5,14 +5,13 @@ __all__ = ['IMAGE_SHAPE', 'format_images', 'augmenter', 'make_dataset', 'weights
            'load_network', 'CharacterModel', 'most_probable', 'loss_and_accuracy', 'emnist_data']
 
 # %% ../../../solutions/lab2/02_character_model.ipynb #dc847c67
-import os, tempfile
 from pathlib import Path
 
 import numpy as np
 import keras
 import tensorflow as tf
 
-from ..metadata import CHARSET, WEIGHTS_DIR
+from ..metadata import CHARSET, atomic_write, weights_file
 from ..data.emnist import SPLITS, load_emnist
 
 # %% ../../../solutions/lab2/02_character_model.ipynb #e20ccffa
@@ -58,24 +57,11 @@ def make_dataset(x, y, batch_size=128, shuffle=False, augment=None, seed=0) -> t
     return ds.prefetch(tf.data.AUTOTUNE)
 
 # %% ../../../solutions/lab2/02_character_model.ipynb #d073b3cc
-def _write_atomic(path: Path, write) -> Path:
-    "Call `write(tmp_path)` on a temporary path beside `path` (same suffix), then rename it to `path`."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-def weights_path(name: str) -> Path:
-    "Where the network called `name` is stored: `WEIGHTS_DIR/<name>.keras`."
+def weights_path(name: str, write: bool = False) -> Path:
+    "Where the network called `name` is read or written: `<name>.keras` in your weights folder or the package's."
     if not name or Path(name).name != name or name.endswith(".keras"):
         raise ValueError(f"a weights name is a plain file stem such as 'character_lenet', got {name!r}")
-    return WEIGHTS_DIR / f"{name}.keras"
+    return weights_file(f"{name}.keras", write=write)
 
 def learning_rate_schedule(learning_rate: float, lr_schedule: str, total_steps: int):
     "`learning_rate` as an optimizer takes it: 'cosine' (5 % linear warm-up, then cosine decay to 1 %) or 'constant'."
@@ -91,7 +77,7 @@ def save_network(network: keras.Model, name: str) -> Path:
     "Write `network` (architecture + weights, no optimizer state) to `WEIGHTS_DIR/<name>.keras` atomically."
     clean = type(network).from_config(network.get_config())  # same architecture, no optimizer (clone_model keeps it)
     clean.set_weights(network.get_weights())
-    return _write_atomic(weights_path(name), lambda tmp: clean.save(tmp))
+    return atomic_write(weights_path(name, write=True), lambda tmp: clean.save(str(tmp)))
 
 def load_network(name: str, how_to_train: str) -> keras.Model:
     "The network saved as `name` (in `WEIGHTS_DIR`, or a .keras path), not compiled; `how_to_train` may use `{stem}`."
@@ -161,7 +147,7 @@ class CharacterModel:
         inputs = keras.Input(self.image_shape, name="image")
         wrapper = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(self.network(inputs)))
         wrapper(np.zeros((1, *self.image_shape), np.float32))  # build once; the export needs it
-        return _write_atomic(Path(path), lambda tmp: wrapper.export(tmp, format="onnx", verbose=False))
+        return atomic_write(path, lambda tmp: wrapper.export(str(tmp), format="onnx", verbose=False))
 
 # %% ../../../solutions/lab2/02_character_model.ipynb #11d90f33
 def most_probable(probs: np.ndarray) -> tuple[list[str], np.ndarray]:

@@ -100,8 +100,8 @@ class LineDetectorModel:
     def export_onnx(self, path) -> Path:
         "Write the network followed by a sigmoid as ONNX: float32 (N, h, w, 1) → body probabilities (N, h, w, 1)."
         import keras
-        from text_recognizer.models.character import _write_atomic
+        from text_recognizer.metadata import atomic_write
         inputs = keras.Input((None, None, 1), name="image")
         wrapper = keras.Model(inputs, keras.layers.Activation("sigmoid", name="body")(self.network(inputs)))
         wrapper(np.zeros((1, 32, 32, 1), np.float32))
-        return _write_atomic(Path(path), lambda tmp: wrapper.export(tmp, format="onnx", verbose=False))
+        return atomic_write(path, lambda tmp: wrapper.export(str(tmp), format="onnx", verbose=False))

@@ -11,7 +11,8 @@ import keras
 import tensorflow as tf
 
 from ..inference.ctc import beam_search_decode, character_error_rate, greedy_decode
-from .character import _write_atomic, learning_rate_schedule, load_network, save_network
+from ..metadata import atomic_write
+from .character import learning_rate_schedule, load_network, save_network
 from ..metadata import BLANK_INDEX, CHARSET, decode, lab_size
 
 # %% ../../../solutions/lab3/04_line_model.ipynb #e3be49f4
@@ -210,7 +211,7 @@ class LineModel:
         inputs = keras.Input(self.network.input_shape[1:], name="image")
         wrapper = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(self.network(inputs)))
         wrapper(np.zeros((1, self.network.input_shape[1], 64), np.float32))  # build once; the export needs it
-        return _write_atomic(Path(path), lambda tmp: wrapper.export(tmp, format="onnx", verbose=False))
+        return atomic_write(path, lambda tmp: wrapper.export(str(tmp), format="onnx", verbose=False))
 
 # %% ../../../solutions/lab3/04_line_model.ipynb #f65ccc85
 def lines_data(config: dict) -> dict:
