@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from test_pipeline import code_cells  # sources of a notebook's code cells
 from text_recognizer.exercises import BEGIN, PASSED, ExerciseError, check, solved
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,12 +25,6 @@ def notebook_prefix(path: Path) -> str:
     "The exercise-id prefix of a notebook: solutions/lab3/01b_line_normalization.ipynb -> '3.1b.'"
     number = re.match(r"(\d+)([a-z]?)_", path.name)
     return f"{path.parent.name.removeprefix('lab')}.{int(number[1])}{number[2]}."
-
-
-def code_cells(path: Path) -> list[str]:
-    "Sources of the notebook's code cells, in order."
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
 
 
 def exercise_regions(source: str) -> list[tuple[str, bool]]:

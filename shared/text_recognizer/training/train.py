@@ -151,7 +151,7 @@ def cer_figure(truths, predictions):
 # %% ../../../solutions/lab2/03_experiments.ipynb #c867a0c0
 def prediction_logs(model, split, n: int = 16, limit: int = 1000, prefix: str = "val") -> dict:
     "W&B values showing a character or line `model` on `split = (x, y)`: sample predictions, confusion matrix or CER."
-    from text_recognizer.models.character import CharacterModel
+    from text_recognizer.models.character import CharacterModel, most_probable
     from text_recognizer.models.line import LineModel
     from text_recognizer.metadata import CHARSET, decode
     if not isinstance(model, (CharacterModel, LineModel)):
@@ -160,7 +160,7 @@ def prediction_logs(model, split, n: int = 16, limit: int = 1000, prefix: str = 
     x, y = np.asarray(split[0][:limit]), np.asarray(split[1][:limit])
     if isinstance(model, CharacterModel):
         probs = model.predict_proba(x)
-        truths, predictions, confidences = [CHARSET[i] for i in y], [CHARSET[i] for i in probs.argmax(1)], probs.max(1)
+        truths, (predictions, confidences) = [CHARSET[i] for i in y], most_probable(probs)
         summary = {f"{prefix}_confusion": wandb.Image(figure_image(confusion_figure(y, probs.argmax(1))))}
     else:
         decoded = model.decode(model.predict_proba(x))  # greedy
