@@ -3,27 +3,27 @@
     TR_LAB_SIZE=full python setup/train_line_model.py            # train what is missing, evaluate, export, record
     TR_LAB_SIZE=full python setup/train_line_model.py --export   # only evaluate, export and record the last stage
 
-Three fine-tuning stages start from the lab 4 model of commit a4a2e82 (lab 3 lines, then detected page strips) and train
-on varied, normalized lines (`lines_dataset(varied=True)`: EMNIST in the typographic and the reference layout,
-handwriting fonts, pen redraws, distortions, scans). Each stage keeps Keras BackupAndRestore checkpoints in
-data/checkpoints/<stage>/ and its finished network there as network.keras: run the script again after an
-interruption (another session, a crash) and it resumes the unfinished stage at its last finished epoch and skips
-finished ones. The last stage becomes weights/line_model.keras and .onnx, with its figures and this recipe in
-line_model.json and the weights manifest.
+Generation 3 grows the generation-2 model (the production model of commit 0227790, itself three fine-tuning stages
+of the lab 4 model made by this script at that commit) into a larger network: convolutions twice as wide and a second,
+residual BiLSTM layer (`line_lstm_ctc(..., lstm_layers=2, residual=True)`). `grow` copies every trained weight into
+the larger network so that it computes exactly what the smaller one did (new channels start with zero outgoing
+weights, the new LSTM with a zero cell input, so it adds nothing), then the stages train it on varied, normalized lines
+(`lines_dataset(varied=True)`: EMNIST in the typographic and the reference layout, handwriting fonts, pen redraws,
+distortions, scans). Each stage keeps Keras BackupAndRestore checkpoints in data/checkpoints/<stage>/ and its
+finished network there as network.keras: run the script again after an interruption (another session, a crash) and
+it resumes the unfinished stage at its last finished epoch and skips finished ones. The last stage becomes
+weights/line_model.keras and .onnx, with its figures and this recipe in line_model.json and the weights manifest.
 """
 import argparse, json, os, shutil, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = ROOT / "data" / "checkpoints"
-START = ("a4a2e82", "shared/text_recognizer/weights/line_model.keras")  # the lab 4 model the stages start from
+START = ("0227790", "shared/text_recognizer/weights/line_model.keras")  # generation 2, which generation 3 grows
+LARGER = {"widths": (32, 64, 128), "features": 256, "lstm_layers": 2, "residual": True}  # line_lstm_ctc arguments
 STAGES = [
-    {"name": "line_model_v2a", "init": "start", "epochs": 2, "learning_rate": 1e-3, "batch_size": 64,
-     "dataset_args": {"n_train": 24000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.3}},
-    {"name": "line_model_v2b", "init": "line_model_v2a", "epochs": 5, "learning_rate": 1e-3, "batch_size": 64,
-     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.35}},
-    {"name": "line_model_v2c", "init": "line_model_v2b", "epochs": 4, "learning_rate": 5e-4, "batch_size": 64,
-     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.35}, "seed": 2},
+    {"name": "line_model_v3a", "init": "grow", "epochs": 5, "learning_rate": 1e-3, "batch_size": 64,
+     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.4}, "seed": 3},
 ]
 
 
@@ -33,12 +33,62 @@ def stage_network(name: str) -> Path:
 
 
 def start_network() -> Path:
-    "The lab 4 line model the first stage starts from, taken out of git history once."
-    path = CHECKPOINTS / "line_model_lab4.keras"
+    "The generation-2 line model the first stage grows, taken out of git history once."
+    path = CHECKPOINTS / "line_model_v2.keras"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         blob = subprocess.run(["git", "show", f"{START[0]}:{START[1]}"], cwd=ROOT, check=True, capture_output=True).stdout
         path.write_bytes(blob)
+    return path
+
+
+def weighted_layers(network) -> list:
+    "The layers of `network` that have weights, in order."
+    return [layer for layer in network.layers if layer.weights]
+
+
+def grow(small, large):
+    """Copy the weights of the `small` line network into the `large` one (same layers, wider convolutions, more
+    LSTM layers) so that `large` computes the same function: extra input channels get zero weights, extra LSTM
+    layers (residual) a zero cell input. Returns `large`."""
+    import keras
+    lstm = lambda layers, want: [l for l in layers if isinstance(l, keras.layers.Bidirectional) == want]
+    old, new = weighted_layers(small), weighted_layers(large)
+    if len(lstm(old, False)) != len(lstm(new, False)) or len(lstm(old, True)) > len(lstm(new, True)):
+        raise ValueError(f"{large.name} does not have the layers of {small.name} (only wider and with more LSTMs)")
+    if len(lstm(new, True)) > len(lstm(old, True)) and not any(isinstance(l, keras.layers.Add) for l in large.layers):
+        raise ValueError("added LSTM layers must be residual (line_lstm_ctc(..., residual=True)) to start as no-ops")
+    pairs = {id(n): o for want in (False, True) for n, o in zip(lstm(new, want), lstm(old, want))}
+    for layer in new:
+        source = pairs.get(id(layer))
+        if source is None:  # an added residual LSTM layer: no cell input (gate c of i, f, c, o), so it outputs 0
+            weights = layer.get_weights()
+            for w in weights:
+                units = w.shape[-1] // 4
+                w[..., 2 * units:3 * units] = 0
+            layer.set_weights(weights)
+            continue
+        weights = []
+        for o, n in zip(source.get_weights(), layer.get_weights()):
+            if n.ndim != o.ndim or any(a < b for a, b in zip(n.shape, o.shape)):
+                raise ValueError(f"{layer.name}: weights {n.shape} cannot hold the trained {o.shape}")
+            if o.ndim >= 2:  # a kernel (..., inputs, outputs): added inputs must not change the outputs
+                n[..., o.shape[-2]:, :] = 0
+            n[tuple(slice(0, d) for d in o.shape)] = o
+            weights.append(n)
+        layer.set_weights(weights)
+    return large
+
+
+def grown_network() -> Path:
+    "The generation-2 network grown into the LARGER architecture, saved once in data/checkpoints/."
+    path = CHECKPOINTS / "line_model_v2_grown.keras"
+    if not path.exists():
+        import keras
+        from text_recognizer.networks.line import line_lstm_ctc
+        small = keras.saving.load_model(start_network(), compile=False)
+        large = grow(small, line_lstm_ctc(small.input_shape[1:], small.output_shape[-1], **LARGER))
+        large.save(path)
     return path
 
 
@@ -50,7 +100,7 @@ def run_stage(stage: dict) -> dict:
     if stage_network(stage["name"]).exists() and results_path.exists():
         print(f"{stage['name']}: finished earlier")
         return json.loads(results_path.read_text())
-    init = start_network() if stage["init"] == "start" else stage_network(stage["init"])
+    init = grown_network() if stage["init"] == "grow" else stage_network(stage["init"])
     config = {"dataset": "lines", "dataset_args": stage["dataset_args"], "init": str(init), "model": "line",
               "model_args": {"checkpoint_dir": str(CHECKPOINTS / stage["name"])}, "epochs": stage["epochs"],
               "batch_size": stage["batch_size"], "learning_rate": stage["learning_rate"], "save": stage["name"],
@@ -78,8 +128,8 @@ def evaluate(model) -> dict:
 
 
 def earlier_training(previous: dict | None) -> dict | None:
-    "What came before this script's stages: kept from the previous record (which may itself be this script's)."
-    if previous and previous.get("recipe") == "setup/train_line_model.py":
+    "What came before this script's stages: the previous record, or what it kept if it was these same stages."
+    if previous and [s.get("name") for s in previous.get("stages", [])] == [s["name"] for s in STAGES]:
         return previous.get("earlier")
     return previous
 
@@ -103,6 +153,7 @@ def export(stages: list[dict], results: list[dict]) -> dict:
             "keras_sha256": sha256_file(WEIGHTS_DIR / "line_model.keras"),
             "onnx_sha256": sha256_file(WEIGHTS_DIR / "line_model.onnx"),
             "training": {"recipe": "setup/train_line_model.py", "starts_from": f"{START[1]} at commit {START[0]}",
+                         "grown_into": {"network": "line_lstm_ctc", **LARGER},
                          "stages": [{**s, **{k: r.get(k) for k in ("train_examples", "train_seconds", "epochs_run",
                                                                      "val_cer", "test_cer", "test_cer_beam")},
                                      "val_cer_per_epoch": r.get("history", {}).get("val_cer")}

@@ -68,21 +68,27 @@ def label_components(mask) -> tuple[np.ndarray, int]:
     "4-connected components of a boolean mask: (labels (H, W) with 0 for background and 1..k, k), in raster order."
     mask = np.asarray(mask, bool)
     h, w = mask.shape
-    none = h * w
-    labels = np.where(mask, np.arange(h * w).reshape(h, w), none)
+    starts = mask.copy()
+    starts[:, 1:] &= ~mask[:, :-1]                                     # the first pixel of each horizontal run
+    run = np.where(mask, np.cumsum(starts.ravel()).reshape(h, w), 0)   # (H, W): run 1..R in raster order, 0 off
+    touching = mask[:-1] & mask[1:]                                    # two runs touch where a column has ink in both
+    edges = np.unique(np.stack([run[:-1][touching], run[1:][touching]], axis=1), axis=0)  # (E, 2) runs
+    parent = np.arange(int(run.max()) + 1)   # each run points at the smallest run found connected to it
     while True:
-        smallest = labels.copy()
-        np.minimum(smallest[1:], labels[:-1], out=smallest[1:])
-        np.minimum(smallest[:-1], labels[1:], out=smallest[:-1])
-        np.minimum(smallest[:, 1:], labels[:, :-1], out=smallest[:, 1:])
-        np.minimum(smallest[:, :-1], labels[:, 1:], out=smallest[:, :-1])
-        smallest = np.where(mask, smallest, none)
-        smallest = np.append(smallest.ravel(), none)[smallest]   # pointer jumping: a label is a pixel's index
-        if np.array_equal(smallest, labels):
+        low = np.minimum(parent[edges[:, 0]], parent[edges[:, 1]])
+        new = parent.copy()
+        for end in (0, 1):   # hook both runs of every pair, and the runs they point at, on the smaller
+            np.minimum.at(new, edges[:, end], low)
+            np.minimum.at(new, parent[edges[:, end]], low)
+        while not np.array_equal(new[new], new):   # pointer jumping until every run points at a root
+            new = new[new]
+        if np.array_equal(new, parent):
             break
-        labels = smallest
-    roots, inverse = np.unique(labels, return_inverse=True)
-    return np.where(mask, inverse.reshape(h, w) + 1, 0), int(len(roots) - (roots[-1] == none))
+        parent = new
+    roots = np.unique(parent[1:])
+    rank = np.zeros(len(parent), np.int64)
+    rank[roots] = np.arange(1, len(roots) + 1)
+    return rank[parent[run]], len(roots)
 
 # %% ../../../solutions/lab4/03_line_detector.ipynb #f0326ebf
 GROW = 0.6               # a line box reaches GROW × the body's thickness above and below the body (measured below)

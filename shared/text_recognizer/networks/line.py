@@ -61,8 +61,8 @@ def _conv_bn_relu(x, filters: int, kernel=3, padding="same"):
 
 def line_lstm_ctc(input_shape=(28, None), num_classes=len(CHARSET), window_width=28, window_stride=4,
                   widths=(16, 32, 64), features=128, lstm_units=128, lstm_layers=1, bidirectional=True,
-                  dropout=0.2) -> keras.Model:
-    "Windowed LeNet features computed once over the line → (bi)LSTM → per-step logits; T = W // window_stride."
+                  dropout=0.2, residual=False) -> keras.Model:
+    "Windowed LeNet features computed once over the line → (bi)LSTM layers → per-step logits; T = W // window_stride."
     height = input_shape[0]
     if window_stride < 1 or window_stride & (window_stride - 1) or window_stride > 2 ** len(widths):
         raise ValueError(f"window_stride={window_stride}: use a power of 2 up to 2**len(widths) = {2 ** len(widths)} "
@@ -80,9 +80,9 @@ def line_lstm_ctc(input_shape=(28, None), num_classes=len(CHARSET), window_width
     x = _conv_bn_relu(x, features, kernel=(x.shape[1], columns), padding="valid")  # LeNet's dense layer, per window
     x = keras.layers.Reshape((-1, features), name="window_features")(x)  # (B, T, features)
     x = keras.layers.Dropout(dropout)(x)
-    for _ in range(lstm_layers):
+    for i in range(lstm_layers):
         lstm = keras.layers.LSTM(lstm_units, return_sequences=True)
-        x = keras.layers.Bidirectional(lstm)(x) if bidirectional else lstm(x)
-        x = keras.layers.Dropout(dropout)(x)
+        y = keras.layers.Dropout(dropout)(keras.layers.Bidirectional(lstm)(x) if bidirectional else lstm(x))
+        x = keras.layers.Add()([x, y]) if residual and i else y  # residual: layers after the first add to their input
     outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name="line_lstm_ctc")
