@@ -88,7 +88,8 @@ def test_the_image_copies_only_serving_files(kind):
     dockerfile = DOCKERFILES[kind]
     sources = copy_sources(dockerfile)
     allowed = ("setup/serving-requirements.txt", "shared/text_recognizer/weights/*.onnx",
-               "shared/text_recognizer/weights/*.json", "shared/text_recognizer/static/")
+               "shared/text_recognizer/weights/*.json", "shared/text_recognizer/weights/*.npz",
+               "shared/text_recognizer/static/")
     for source in sources:
         assert source in allowed or re.fullmatch(r"shared/text_recognizer/(\w+\.py|inference/|serving/)", source), source
         assert expand(source), f"{dockerfile.name} copies {source}, which matches no file"

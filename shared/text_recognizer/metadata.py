@@ -73,6 +73,7 @@ def atomic_write(path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; the file it replaces is for everyone to read
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -25,13 +25,21 @@ def greedy_decode(probs) -> tuple[str, float]:
     return text, confidence
 
 # %% ../../../solutions/lab3/02_ctc.ipynb #70641a54
-def beam_search_decode(probs, beam_width: int = 10, prune: float = 1e-3) -> tuple[str, float]:
-    "(text, its probability summed over paths) of a (time steps, classes) matrix, by CTC prefix beam search."
+def beam_search_decode(probs, beam_width: int = 10, prune: float = 1e-2, lm=None, lm_weight: float = 0.3,
+                       char_bonus: float = 2.0) -> tuple[str, float]:
+    "(text, its probability summed over paths) of a (time steps, classes) matrix, by CTC prefix beam search; `lm` may weigh in."
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or probs.shape[1] < 2:
         raise ValueError(f"expected probabilities of shape (time steps, classes), got shape {probs.shape}")
     if beam_width < 1:
         raise ValueError(f"beam_width={beam_width}; it must be at least 1")
+    weights, unweighed = {}, np.ones(probs.shape[1])
+    def weigh(prefix):  # the factor of each next class after `prefix`: lm(prefix) ** lm_weight * e ** char_bonus
+        if lm is None:
+            return unweighed
+        if prefix not in weights:
+            weights[prefix] = lm(prefix) ** lm_weight * np.exp(char_bonus)
+        return weights[prefix]
     beams, log_scale = {(): (1.0, 0.0)}, 0.0  # prefix (tuple of class indices) -> (P(paths end in blank), P(paths end in its last class))
     likely = np.argsort(-probs, axis=1, kind="stable")[:, :beam_width + 1]  # beam_width characters, maybe the blank
     worth = (np.take_along_axis(probs, likely, axis=1) >= prune) & (likely != BLANK_INDEX)
@@ -49,8 +57,9 @@ def beam_search_decode(probs, beam_width: int = 10, prune: float = 1e-3) -> tupl
                 add(prefix, p_blank=(p_b + p_c) * blank_p)              # a blank: the prefix stays
                 if prefix:
                     add(prefix, p_char=p_c * step[prefix[-1]])          # the last class repeated: merged
+                factor = weigh(prefix)
                 for c in candidates:
-                    p = step[c]
+                    p = step[c] * factor[c]
                     if prefix and c == prefix[-1]:
                         add(prefix + (c,), p_char=p_b * p)              # a repeat after a blank: a new character
                     else:
@@ -62,7 +71,8 @@ def beam_search_decode(probs, beam_width: int = 10, prune: float = 1e-3) -> tupl
         log_scale += np.log(total)  # rescale each step so that long lines do not underflow
         beams = {k: (b / total, c / total) for k, (b, c) in best}
     prefix, (p_b, p_c) = max(beams.items(), key=lambda kv: kv[1][0] + kv[1][1])
-    return decode(prefix), float(min(1.0, (p_b + p_c) * np.exp(log_scale)))
+    weighed = sum(np.log(weigh(prefix[:k])[c]) for k, c in enumerate(prefix))  # taken out again: CTC's probability
+    return decode(prefix), float(min(1.0, np.exp(np.log(max(p_b + p_c, 1e-300)) + log_scale - weighed)))
 
 # %% ../../../solutions/lab3/02_ctc.ipynb #9f10b373
 def character_error_rate(predictions, targets, ignore_case: bool = False) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .ctc import beam_search_decode, greedy_decode
+from .language_model import load_language_model
 from ..metadata import CHARSET, weights_file
 from .line_normalization import normalize_line
 from .character import OnnxModel
@@ -25,9 +26,10 @@ LINE_MODEL = "line_model"
 class LinePredictor:
     "Read a line of handwriting: `LinePredictor().predict(image) -> (text, confidence)`."
 
-    def __init__(self, path=None, beam_width: int | None = 10):
+    def __init__(self, path=None, beam_width: int | None = 10, lm="package"):
         self.model = OnnxModel(path or weights_file(f"{LINE_MODEL}.onnx"))
         self.beam_width = beam_width
+        self.lm = load_language_model() if lm == "package" else lm  # the beam's language model (notebook 02b), or None
         info = Path(self.model.path).with_suffix(".json")
         self.info = json.loads(info.read_text()) if info.exists() else {}
         self.charset = self.info.get("charset", CHARSET)
@@ -44,8 +46,8 @@ class LinePredictor:
         return self.model(line[None].astype(np.float32) / 255.0)[0]
 
     def decode(self, probs) -> tuple[str, float]:
-        "(text, probability) of one line's per-step probabilities: beam search, or greedy if `beam_width` is None."
-        return beam_search_decode(probs, self.beam_width) if self.beam_width else greedy_decode(probs)
+        "(text, probability) of one line's per-step probabilities: beam search with `lm`, or greedy if `beam_width` is None."
+        return beam_search_decode(probs, self.beam_width, lm=self.lm) if self.beam_width else greedy_decode(probs)
 
     def predict(self, image) -> tuple[str, float]:
         "The text of a line image and its probability."

@@ -1,0 +1,98 @@
+"The character language model (text_recognizer.inference.language_model) and the beam search it weighs."
+import json
+
+import numpy as np
+import pytest
+
+from text_recognizer.inference.ctc import beam_search_decode
+from text_recognizer.inference.language_model import (LANGUAGE_MODEL, START, CharLanguageModel, bits_per_character,
+                                                      load_language_model, ngram_counts, save_language_model)
+from text_recognizer.metadata import BLANK_INDEX, CHARSET, WEIGHTS_DIR, encode
+
+CORPUS = ["the quick fox", "the queen is quiet", "a quiet quay", "the quill", "quite the question"]
+
+
+def test_counts_of_two_tiny_texts():
+    counts = ngram_counts(["abab", "abc"], order=3)
+    model = CharLanguageModel(3, **counts)
+    a, b, c = encode("abc")
+    assert model.followers((a,))[b] == 3 and model.followers((a,)).sum() == 3
+    assert model.followers((START, START))[a] == 2 and model.followers((START, START)).sum() == 2
+    assert model.followers((a, b))[[a, c]].tolist() == [1, 1] and model.followers(()).sum() == 7
+    assert model.followers((c, c)).sum() == 0  # never seen
+
+
+def test_probabilities_are_a_distribution_over_the_characters():
+    lm = CharLanguageModel.fit(CORPUS, order=4)
+    for text in ("", "the q", "zzz", "Qu!"):
+        p = lm(tuple(encode(text)))
+        assert p.shape == (len(CHARSET),) and abs(p.sum() - 1) < 1e-9
+        assert p[BLANK_INDEX] == 0 and (np.delete(p, BLANK_INDEX) > 0).all()  # an unseen character is unlikely, not vetoed
+    assert CHARSET[lm(tuple(encode("the q"))).argmax()] == "u"
+    assert bits_per_character(lm, ["the quiet"]) < bits_per_character(lm, ["xzv jkw"])
+
+
+def test_order_must_be_positive():
+    with pytest.raises(ValueError, match="order=0"):
+        CharLanguageModel.fit(CORPUS, order=0)
+
+
+def ambiguous(text: str, doubtful: int, other: str, share: float = 0.55) -> np.ndarray:
+    "Per-step probabilities that spell `text`, with a blank between characters, where character `doubtful` looks more like `other`."
+    steps = []
+    for k, index in enumerate(encode(text)):
+        step = np.full(len(CHARSET), 1e-4)
+        if k == doubtful:
+            step[encode(other)[0]], step[index] = share, 0.9 - share
+        else:
+            step[index] = 0.9
+        blank = np.full(len(CHARSET), 1e-4)
+        blank[BLANK_INDEX] = 0.9
+        steps += [step / step.sum(), blank / blank.sum()]
+    return np.array(steps)
+
+
+def test_the_language_model_settles_what_the_ink_leaves_open():
+    lm = CharLanguageModel.fit(CORPUS, order=4)
+    probs = ambiguous("the quill", doubtful=5, other="v")  # "the qvill" by a nose
+    assert beam_search_decode(probs)[0] == "the qvill"
+    assert beam_search_decode(probs, lm=lm)[0] == "the quill"
+    clear = ambiguous("the quill", doubtful=5, other="v", share=0.895)  # the ink is sure (u at 0.5 %): English does not overrule it
+    assert beam_search_decode(clear, lm=lm)[0] == "the qvill"
+
+
+def test_a_neutral_language_model_changes_nothing():
+    rng = np.random.default_rng(0)
+    uniform = np.where(np.arange(len(CHARSET)) == BLANK_INDEX, 0.0, 1 / (len(CHARSET) - 1))
+    neutral_bonus = 0.3 * np.log(len(CHARSET) - 1)  # e ** bonus cancels uniform ** 0.3
+    for _ in range(5):
+        logits = rng.normal(size=(60, len(CHARSET))) * 2
+        logits[np.arange(60), rng.choice([0, 0, 5, 40], size=60)] += 7
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        plain = beam_search_decode(probs)
+        weighed = beam_search_decode(probs, lm=lambda prefix: uniform, lm_weight=0.3, char_bonus=neutral_bonus)
+        assert weighed[0] == plain[0] and weighed[1] == pytest.approx(plain[1], rel=1e-6)
+
+
+def test_save_and_load(tmp_path):
+    lm = CharLanguageModel.fit(CORPUS, order=3)
+    again = load_language_model(save_language_model(lm, tmp_path / "lm.npz"))
+    assert again.order == 3 and np.array_equal(again(tuple(encode("qu"))), lm(tuple(encode("qu"))))
+    (tmp_path / "damaged.npz").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ValueError, match="not a character language model"):
+        load_language_model(tmp_path / "damaged.npz")
+    with pytest.raises(ValueError, match="not a character language model"):
+        load_language_model(tmp_path / "missing.npz")
+    arrays = dict(np.load(tmp_path / "lm.npz"))
+    np.savez(tmp_path / "foreign.npz", **{**arrays, "charset": np.array(CHARSET[:-1] + ["€"])})
+    with pytest.raises(ValueError, match="another character set"):
+        load_language_model(tmp_path / "foreign.npz")
+
+
+def test_the_package_model_is_recorded_and_knows_english():
+    lm = load_language_model()
+    info = json.loads((WEIGHTS_DIR / f"{LANGUAGE_MODEL}.json").read_text())
+    assert lm.order == info["order"] and len(lm.counts) == info["counts"]
+    assert info["bits_per_character_val"] < 3.0
+    assert bits_per_character(lm, ["The weather is quite nice today, and we shall go for a walk."]) < 3.0
+    assert bits_per_character(lm, ["Xq7 zJ#k vv9Q pw"]) > 5.0
