@@ -96,3 +96,14 @@ def test_the_package_model_is_recorded_and_knows_english():
     assert info["bits_per_character_val"] < 3.0
     assert bits_per_character(lm, ["The weather is quite nice today, and we shall go for a walk."]) < 3.0
     assert bits_per_character(lm, ["Xq7 zJ#k vv9Q pw"]) > 5.0
+
+
+def test_threads_share_a_model_whose_cache_keeps_clearing():
+    from concurrent.futures import ThreadPoolExecutor
+    counts = ngram_counts(CORPUS, order=4)
+    lm, reference = CharLanguageModel(4, **counts, cache_size=3), CharLanguageModel(4, **counts)
+    prefixes = [tuple(encode(text[:k])) for text in CORPUS for k in range(len(text))]
+    read = lambda _: [lm(prefix) for prefix in prefixes]
+    with ThreadPoolExecutor(4) as pool:
+        for probabilities in pool.map(read, range(8)):
+            assert all(np.array_equal(p, reference(q)) for p, q in zip(probabilities, prefixes))

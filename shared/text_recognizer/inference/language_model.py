@@ -76,7 +76,8 @@ class CharLanguageModel:
 
     def probabilities(self, context: tuple) -> np.ndarray:
         "P(next class | `context`), interpolated down to the empty context (add-one counts, none for the blank)."
-        if context not in self.cache:
+        p = self.cache.get(context)  # read once: another thread (a server's) may clear the cache meanwhile
+        if p is None:
             if context:
                 p = witten_bell(self.followers(context), self.probabilities(context[1:]))
             else:
@@ -85,7 +86,7 @@ class CharLanguageModel:
             if len(self.cache) >= self.cache_size:
                 self.cache.clear()
             self.cache[context] = p
-        return self.cache[context]
+        return p
 
     def __call__(self, prefix) -> np.ndarray:
         "P(next class | the text so far), `prefix` a tuple of class indices."
