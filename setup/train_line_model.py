@@ -11,10 +11,12 @@ weights, the new LSTM with a zero cell input, so it adds nothing), then the stag
 (`lines_dataset(varied=True)`: EMNIST in the typographic and the reference layout, handwriting fonts, pen redraws,
 distortions, scans). Each stage keeps Keras BackupAndRestore checkpoints in data/checkpoints/<stage>/ and its
 finished network there as network.keras: run the script again after an interruption (another session, a crash) and
-it resumes the unfinished stage at its last finished epoch and skips finished ones. The last stage becomes
+it resumes the unfinished stage at its last finished epoch and skips finished ones; a stage that an earlier commit
+exported (`exported_at`) is restored from git history instead of trained again. Stage v3b continues v3a on new lines
+with more fonts, thin pens and wider letter spacing (`vary_line(thin_rate=..., spacing=...)`). The last stage becomes
 weights/line_model.keras and .onnx, with its figures and this recipe in line_model.json and the weights manifest.
 """
-import argparse, json, os, shutil, subprocess, sys, time
+import argparse, hashlib, json, os, shutil, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,8 +25,14 @@ START = ("0227790", "shared/text_recognizer/weights/line_model.keras")  # genera
 LARGER = {"widths": (32, 64, 128), "features": 256, "lstm_layers": 2, "residual": True}  # line_lstm_ctc arguments
 STAGES = [
     {"name": "line_model_v3a", "init": "grow", "epochs": 5, "learning_rate": 1e-3, "batch_size": 64,
-     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.4}, "seed": 3},
+     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.4}, "seed": 3,
+     "exported_at": "b61a17e"},
+    # new lines with more fonts, thin pens (vary_line thin_rate) and wider letter spacing, at half the learning rate
+    {"name": "line_model_v3b", "init": "line_model_v3a", "epochs": 5, "learning_rate": 5e-4, "batch_size": 64,
+     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.5,
+                      "vary": {"pen_rate": 0.7, "thin_rate": 0.6, "spacing": [0.65, 1.9]}}, "seed": 4},
 ]
+WEIGHTS = "shared/text_recognizer/weights"
 
 
 def stage_network(name: str) -> Path:
@@ -32,14 +40,39 @@ def stage_network(name: str) -> Path:
     return CHECKPOINTS / name / "network.keras"
 
 
+def git_show(commit: str, path: str) -> bytes:
+    "The bytes of `path` at `commit` of this repository."
+    return subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True, capture_output=True).stdout
+
+
 def start_network() -> Path:
     "The generation-2 line model the first stage grows, taken out of git history once."
     path = CHECKPOINTS / "line_model_v2.keras"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob = subprocess.run(["git", "show", f"{START[0]}:{START[1]}"], cwd=ROOT, check=True, capture_output=True).stdout
-        path.write_bytes(blob)
+        path.write_bytes(git_show(*START))
     return path
+
+
+def restore_exported(stage: dict) -> bool:
+    """Put a finished stage that commit `stage['exported_at']` made the production model back into data/checkpoints/
+    (its network and results, from git history) instead of training it again; False if it has no such commit."""
+    if "exported_at" not in stage or stage_network(stage["name"]).exists():
+        return False
+    info = json.loads(git_show(stage["exported_at"], f"{WEIGHTS}/line_model.json"))
+    record = info["training"]["stages"][-1]
+    if record["name"] != stage["name"]:
+        raise ValueError(f"commit {stage['exported_at']} exported {record['name']}, not {stage['name']}")
+    results = {k: record[k] for k in ("train_examples", "train_seconds", "epochs_run", "val_cer", "test_cer", "test_cer_beam")}
+    results.update(history={"val_cer": record["val_cer_per_epoch"]}, restored_from=stage["exported_at"])
+    network = git_show(stage["exported_at"], f"{WEIGHTS}/line_model.keras")
+    if hashlib.sha256(network).hexdigest() != info["keras_sha256"]:
+        raise ValueError(f"line_model.keras at commit {stage['exported_at']} does not match its line_model.json")
+    stage_network(stage["name"]).parent.mkdir(parents=True, exist_ok=True)
+    stage_network(stage["name"]).write_bytes(network)
+    (CHECKPOINTS / stage["name"] / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"{stage['name']}: restored from commit {stage['exported_at']}")
+    return True
 
 
 def weighted_layers(network) -> list:
@@ -97,6 +130,7 @@ def run_stage(stage: dict) -> dict:
     from text_recognizer.metadata import WEIGHTS_DIR
     from text_recognizer.training.train import train
     results_path = CHECKPOINTS / stage["name"] / "results.json"
+    restore_exported(stage)
     if stage_network(stage["name"]).exists() and results_path.exists():
         print(f"{stage['name']}: finished earlier")
         return json.loads(results_path.read_text())
@@ -128,8 +162,9 @@ def evaluate(model) -> dict:
 
 
 def earlier_training(previous: dict | None) -> dict | None:
-    "What came before this script's stages: the previous record, or what it kept if it was these same stages."
-    if previous and [s.get("name") for s in previous.get("stages", [])] == [s["name"] for s in STAGES]:
+    "What came before this script's stages: the previous record, or what it kept if its stages begin these ones."
+    names = [s.get("name") for s in (previous or {}).get("stages", [])]
+    if names and names == [s["name"] for s in STAGES][:len(names)]:
         return previous.get("earlier")
     return previous
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from text_recognizer.data import lines
 from text_recognizer.metadata import CHARSET, decode, encode
@@ -106,6 +107,48 @@ def test_font_lines_use_only_fonts_that_have_the_characters():
 def test_too_long_label_is_an_error():
     with pytest.raises(ValueError, match="max_length"):
         lines.encode_labels(["abcdef"], 5)
+
+
+# ---- varied lines --------------------------------------------------------------------------------------------------
+
+def _components(line: np.ndarray) -> int:
+    return ndimage.label(line > 64)[1]
+
+
+def _stroke_width(line: np.ndarray) -> float:
+    "Mean stroke width (px) of a line's ink: twice its area over its edge length."
+    ink = line > line.max() / 2
+    return 2 * ink.sum() / max((ink & ~ndimage.binary_erosion(ink)).sum(), 1)
+
+
+def test_a_thin_pen_draws_thinner_strokes_that_stay_connected():
+    for line in lines.draw_lines(["understand how the broken", "quick brown fox jumps"], "train", 400, rng=0):
+        thick = lines.pen_redraw(line, np.random.default_rng(1), radius=(2, 2))
+        thin = lines.pen_redraw(line, np.random.default_rng(1), radius=(0.5, 0.5), slack=0.5)
+        broken = lines.pen_redraw(line, np.random.default_rng(1), radius=(0.5, 0.5))  # no slack: ridges break apart
+        assert (thin > 64).sum() < 0.9 * (line > 64).sum() < 0.5 * (thick > 64).sum()
+        assert _components(thin) <= 1.2 * _components(line) < 0.7 * _components(broken)
+
+
+def test_distort_spacing_sets_how_wide_the_writing_is():
+    line = lines.draw_lines(["very much and for you"], "train", 400, rng=0)[0]
+    width = lambda a: np.ptp(np.flatnonzero(a.max(0) > 64))
+    narrow, wide = (lines.distort(line, np.random.default_rng(2), spacing=(k, k)) for k in (0.7, 1.8))
+    assert 0.6 < width(narrow) / width(line) < 0.8 and 1.6 < width(wide) / width(line) < 2.0
+
+
+def test_vary_arguments_reach_the_lines_and_their_cache_name(tmp_path):
+    plain = lines.lines_dataset("val", 20, max_length=16, seed=1, varied=True, cache_dir=tmp_path)
+    thin = lines.lines_dataset("val", 20, max_length=16, seed=1, varied=True, cache_dir=tmp_path,
+                               vary={"pen_rate": 1.0, "thin_rate": 1.0, "spacing": (1.5, 1.9)})
+    assert plain["texts"] == thin["texts"] and len(list(tmp_path.iterdir())) == 2
+    assert any("pen_rate1-spacing1.5_1.9-thin_rate1" in f.name for f in tmp_path.iterdir())
+    stroke = lambda d: np.median([_stroke_width(x) for x in d["images"]])
+    assert stroke(thin) < 0.85 * stroke(plain)
+    with pytest.raises(ValueError, match="unknown vary_line arguments.*thinrate"):
+        lines.lines_dataset("val", 20, varied=True, vary={"thinrate": 1.0}, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="needs varied=True"):
+        lines.lines_dataset("val", 20, vary={"thin_rate": 1.0}, cache_dir=tmp_path)
 
 
 # ---- cache ---------------------------------------------------------------------------------------------------------

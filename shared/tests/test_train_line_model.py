@@ -1,5 +1,5 @@
 "The production training recipe (setup/train_line_model.py): growing a trained line network keeps what it computes."
-import importlib.util
+import importlib.util, json, subprocess
 from pathlib import Path
 
 import keras
@@ -58,3 +58,18 @@ def test_growing_what_cannot_compute_the_same_is_refused(recipe):
         recipe.grow(small, line_lstm_ctc(widths=(4, 8, 8), features=16, lstm_units=8))
     with pytest.raises(ValueError, match="residual"):
         recipe.grow(small, line_lstm_ctc(widths=(8, 16, 16), features=32, lstm_units=8, lstm_layers=2))
+
+
+def test_a_stage_an_earlier_commit_exported_comes_back_from_git(recipe, tmp_path, monkeypatch):
+    stage = next(s for s in recipe.STAGES if "exported_at" in s)
+    if subprocess.run(["git", "cat-file", "-e", f"{stage['exported_at']}^{{commit}}"], cwd=RECIPE.parents[1]).returncode:
+        pytest.skip(f"commit {stage['exported_at']} is not in this clone (a shallow one)")
+    monkeypatch.setattr(recipe, "CHECKPOINTS", tmp_path)
+    assert recipe.restore_exported(stage) and not recipe.restore_exported(stage)  # once: then it is there
+    results = json.loads((tmp_path / stage["name"] / "results.json").read_text())
+    assert results["restored_from"] == stage["exported_at"] and len(results["history"]["val_cer"]) == stage["epochs"]
+    network = keras.saving.load_model(recipe.stage_network(stage["name"]), compile=False)
+    assert network.output_shape[-1] == 80 and network.count_params() > 1_000_000
+    wrong = {**stage, "name": "line_model_v2c"}  # a stage that commit did not export
+    with pytest.raises(ValueError, match="exported line_model_v3a, not line_model_v2c"):
+        recipe.restore_exported(wrong)

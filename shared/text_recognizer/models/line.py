@@ -222,11 +222,13 @@ def lines_data(config: dict) -> dict:
              "val": args.pop("n_val", lab_size(ci=100, lab=500, full=1000)),
              "test": args.pop("n_test", lab_size(ci=100, lab=500, full=2000))}
     max_length, font_rate, varied = args.pop("max_length", 32), args.pop("font_rate", 0.2), args.pop("varied", True)
+    vary = args.pop("vary", None)  # vary_line arguments of the varied lines (notebook 01)
     if args:
-        raise ValueError(f"unknown dataset_args for lines: {sorted(args)}; use n_train, n_val, n_test, max_length, font_rate, varied")
+        raise ValueError(f"unknown dataset_args for lines: {sorted(args)}; use n_train, n_val, n_test, max_length, font_rate, varied, vary")
     data = {}
     for split, n in sizes.items():
-        lines = lines_dataset(split, n, max_length=max_length, seed=config.get("seed", 0), font_rate=font_rate, varied=varied)
+        lines = lines_dataset(split, n, max_length=max_length, seed=config.get("seed", 0), font_rate=font_rate, varied=varied,
+                              vary=vary)
         data[split] = (lines["images"], lines["labels"])
     return {**data, "network_args": {"input_shape": (data["train"][0].shape[1], None), "num_classes": len(CHARSET)},
             "model": "line"}
