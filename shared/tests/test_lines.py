@@ -137,6 +137,14 @@ def test_distort_spacing_sets_how_wide_the_writing_is():
     assert 0.6 < width(narrow) / width(line) < 0.8 and 1.6 < width(wide) / width(line) < 2.0
 
 
+def test_a_varied_line_whose_effects_leave_no_ink_is_the_line_as_drawn(monkeypatch):
+    line = lines.draw_lines(["a."], "train", 64, rng=0)[0]
+    monkeypatch.setattr(lines, "pen_redraw", lambda l, rng, **kwargs: np.zeros_like(l))  # a pen that draws nothing
+    monkeypatch.setattr(lines, "scan", lambda l, rng: np.full((40, l.shape[1]), 200, np.uint8))  # blank paper
+    out = lines.vary_line(line, np.random.default_rng(0), pen_rate=1.0, distort_rate=0.0, scan_rate=1.0)
+    assert np.array_equal(out, lines.normalize_line(line[:, :lines._ink_end(line)]))
+
+
 def test_vary_arguments_reach_the_lines_and_their_cache_name(tmp_path):
     plain = lines.lines_dataset("val", 20, max_length=16, seed=1, varied=True, cache_dir=tmp_path)
     thin = lines.lines_dataset("val", 20, max_length=16, seed=1, varied=True, cache_dir=tmp_path,

@@ -434,7 +434,7 @@ THIN_PEN = (0.4, 1.0)  # px: pen radii of fine, thin-stroked writing (a `thin_ra
 def vary_line(line: np.ndarray, rng, pen_rate: float = 0.25, distort_rate: float = 0.6, scan_rate: float = 0.8,
               thin_rate: float = 0.0, spacing=(0.65, 1.3)) -> np.ndarray:
     "One uint8 28-px line (light on black) randomized by `pen_redraw`, `distort` and `scan`, then normalized."
-    line = line[:, :_ink_end(line)]
+    drawn = line = line[:, :_ink_end(line)]
     if rng.random() < pen_rate:
         thin = thin_rate > 0 and rng.random() < thin_rate
         line = pen_redraw(line, rng, radius=THIN_PEN, slack=0.5) if thin else pen_redraw(line, rng)
@@ -443,8 +443,11 @@ def vary_line(line: np.ndarray, rng, pen_rate: float = 0.25, distort_rate: float
     image = scan(line, rng) if rng.random() < scan_rate else line
     try:
         return normalize_line(image)
-    except ValueError:  # the effects left no readable ink (a faint dot): the plain line instead
-        return normalize_line(line)
+    except ValueError:  # the effects left no readable ink (a faint dot): the line before the scan, or as drawn
+        try:
+            return normalize_line(line)
+        except ValueError:
+            return normalize_line(drawn)
 
 def make_varied_lines(n: int, split: str = "train", max_length: int = 32, seed=0, font_rate: float = 0.3,
                       reference_rate: float = 0.15, **vary) -> dict:
