@@ -5,6 +5,7 @@ import pytest
 from scipy import ndimage
 
 from text_recognizer.data import lines
+from text_recognizer.inference.detector import writing_size
 from text_recognizer.metadata import CHARSET, decode, encode
 
 
@@ -115,12 +116,6 @@ def _components(line: np.ndarray) -> int:
     return ndimage.label(line > 64)[1]
 
 
-def _stroke_width(line: np.ndarray) -> float:
-    "Mean stroke width (px) of a line's ink: twice its area over its edge length."
-    ink = line > line.max() / 2
-    return 2 * ink.sum() / max((ink & ~ndimage.binary_erosion(ink)).sum(), 1)
-
-
 def test_a_thin_pen_draws_thinner_strokes_that_stay_connected():
     for line in lines.draw_lines(["understand how the broken", "quick brown fox jumps"], "train", 400, rng=0):
         thick = lines.pen_redraw(line, np.random.default_rng(1), radius=(2, 2))
@@ -151,7 +146,7 @@ def test_vary_arguments_reach_the_lines_and_their_cache_name(tmp_path):
                                vary={"pen_rate": 1.0, "thin_rate": 1.0, "spacing": (1.5, 1.9)})
     assert plain["texts"] == thin["texts"] and len(list(tmp_path.iterdir())) == 2
     assert any("pen_rate1-spacing1.5_1.9-thin_rate1" in f.name for f in tmp_path.iterdir())
-    stroke = lambda d: np.median([_stroke_width(x) for x in d["images"]])
+    stroke = lambda d: np.median([writing_size(x / 255.0)[1] for x in d["images"]])  # (height, stroke width)
     assert stroke(thin) < 0.85 * stroke(plain)
     with pytest.raises(ValueError, match="unknown vary_line arguments.*thinrate"):
         lines.lines_dataset("val", 20, varied=True, vary={"thinrate": 1.0}, cache_dir=tmp_path)

@@ -436,18 +436,17 @@ def vary_line(line: np.ndarray, rng, pen_rate: float = 0.25, distort_rate: float
     "One uint8 28-px line (light on black) randomized by `pen_redraw`, `distort` and `scan`, then normalized."
     drawn = line = line[:, :_ink_end(line)]
     if rng.random() < pen_rate:
-        thin = thin_rate > 0 and rng.random() < thin_rate
+        thin = thin_rate > 0 and rng.random() < thin_rate  # no draw at 0: default lines stay as they were
         line = pen_redraw(line, rng, radius=THIN_PEN, slack=0.5) if thin else pen_redraw(line, rng)
     if rng.random() < distort_rate:
         line = distort(line, rng, spacing)
     image = scan(line, rng) if rng.random() < scan_rate else line
-    try:
-        return normalize_line(image)
-    except ValueError:  # the effects left no readable ink (a faint dot): the line before the scan, or as drawn
+    for candidate in (image, line):  # the effects may leave no readable ink (a faint dot): then the line as drawn
         try:
-            return normalize_line(line)
+            return normalize_line(candidate)
         except ValueError:
-            return normalize_line(drawn)
+            pass
+    return normalize_line(drawn)
 
 def make_varied_lines(n: int, split: str = "train", max_length: int = 32, seed=0, font_rate: float = 0.3,
                       reference_rate: float = 0.15, **vary) -> dict:
