@@ -178,3 +178,30 @@ def test_a_line_reads_the_same_alone_and_inside_a_page(recognizer):
         y += big.shape[0] + 45
     on_page = [line["text"] for line in recognizer.predict(255 - page)["lines"]]
     assert on_page == alone
+
+
+def _stroked_page(pen: int, cap: int = 120) -> np.ndarray:
+    "uint8 page of three 'H'-like letters `cap` px tall drawn with a round pen `pen` px wide, light on dark."
+    from PIL import ImageDraw
+    page = Image.new("L", (4 * cap, 2 * cap))
+    draw = ImageDraw.Draw(page)
+    for k in range(3):
+        x, y = cap // 4 + k * cap, cap // 2
+        for line in ([(x, y), (x, y + cap)], [(x + cap // 2, y), (x + cap // 2, y + cap)], [(x, y + cap // 2), (x + cap // 2, y + cap // 2)]):
+            draw.line(line, fill=255, width=pen, joint="curve")
+    return np.asarray(page)
+
+
+@pytest.mark.parametrize("pen, thickened", [(12, False), (3, True)])
+def test_only_a_far_thinner_pen_is_thickened_before_reading(recognizer, monkeypatch, pen, thickened):
+    "Writing 10x its stroke width (the line model trained on such pens) reaches the line model as cut; 40x is thickened."
+    image, seen = _stroked_page(pen), []
+    height, width = pr.writing_size(recognizer.ink(image))
+    assert (height / width > pr.STRIP_THIN_PEN) == thickened, (height, width)
+    preprocess = recognizer.line_predictor.preprocess
+    monkeypatch.setattr(recognizer.line_predictor, "preprocess", lambda strip: seen.append(strip) or preprocess(strip))
+    recognizer.predict(image)
+    cut = recognizer.strips(recognizer.ink(image))[1]
+    assert len(seen) == len(cut) >= 1
+    ink_seen, ink_cut = sum(int(s.astype(np.int64).sum()) for s in seen), sum(int(s.astype(np.int64).sum()) for s in cut)
+    assert (ink_seen > 1.5 * ink_cut) if thickened else all(np.array_equal(a, b) for a, b in zip(seen, cut))
