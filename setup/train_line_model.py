@@ -13,7 +13,10 @@ distortions, scans). Each stage keeps Keras BackupAndRestore checkpoints in data
 finished network there as network.keras: run the script again after an interruption (another session, a crash) and
 it resumes the unfinished stage at its last finished epoch and skips finished ones; a stage that an earlier commit
 exported (`exported_at`) is restored from git history instead of trained again. Stage v3b continues v3a on new lines
-with more fonts, thin pens and wider letter spacing (`vary_line(thin_rate=..., spacing=...)`). The last stage becomes
+with more fonts, thin pens and wider letter spacing (`vary_line(thin_rate=..., spacing=...)`); stage v3c continues v3b
+on the same mix drawn anew and normalized upright (all of each line's slant undone; `normalize_line` now undoes
+UPRIGHT_SHARE = 3/4 of it, which read better with this model, so a rerun of v3c would draw slightly different lines
+from the ones it was trained on). The last stage becomes
 weights/line_model.keras and .onnx, with its figures and this recipe in line_model.json and the weights manifest.
 """
 import argparse, hashlib, json, os, shutil, subprocess, sys, time
@@ -30,7 +33,12 @@ STAGES = [
     # new lines with more fonts, thin pens (vary_line thin_rate) and wider letter spacing, at half the learning rate
     {"name": "line_model_v3b", "init": "line_model_v3a", "epochs": 5, "learning_rate": 5e-4, "batch_size": 64,
      "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.5,
-                      "vary": {"pen_rate": 0.7, "thin_rate": 0.6, "spacing": [0.65, 1.9]}}, "seed": 4},
+                      "vary": {"pen_rate": 0.7, "thin_rate": 0.6, "spacing": [0.65, 1.9]}}, "seed": 4,
+     "exported_at": "76b1710"},
+    # v3b's data drawn anew (seed 5) through normalize_line with all of slant_of undone (LINES_VERSION 6), 4 epochs
+    {"name": "line_model_v3c", "init": "line_model_v3b", "epochs": 4, "learning_rate": 5e-4, "batch_size": 64,
+     "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.5,
+                      "vary": {"pen_rate": 0.7, "thin_rate": 0.6, "spacing": [0.65, 1.9]}}, "seed": 5},
 ]
 WEIGHTS = "shared/text_recognizer/weights"
 

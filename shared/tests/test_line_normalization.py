@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from text_recognizer.inference.line_normalization import (BODY_CENTRE, BODY_HEIGHT, LINE_HEIGHT, MIN_WIDTH, line_body, line_ink, normalize_line)
+from text_recognizer.inference.line_normalization import (BODY_CENTRE, BODY_HEIGHT, LEFT_MARGIN, LINE_HEIGHT, MIN_WIDTH,
+                                                          UPRIGHT_SHARE, line_body, line_ink, normalize_line, slant_of)
 from text_recognizer.data.lines import make_lines
 
 
@@ -44,6 +45,43 @@ def test_size_margins_polarity_and_tilt_do_not_change_the_result(line):
         assert abs(out.shape[1] - base.shape[1]) <= 0.1 * base.shape[1]
         centre, thickness = body_of(out)
         assert similar(out, base) > alike and abs(centre - BODY_CENTRE) <= 1.5 and abs(thickness - BODY_HEIGHT) <= 2
+
+
+def lean(line: np.ndarray, slant: float, pad: int = 20) -> np.ndarray:
+    "`line` sheared so that its top leans right by `slant` px per px up, about row BODY_CENTRE."
+    wide = np.pad(line, ((0, 0), (pad, pad)))
+    return np.asarray(Image.fromarray(wide).transform(wide.shape[::-1], Image.Transform.AFFINE,
+                                                     (1, slant, -slant * BODY_CENTRE, 0, 1, 0), Image.BILINEAR))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_slant_of_measures_a_known_lean(seed):
+    upright = normalize_line(make_lines(1, "test", seed=seed)["images"][0], upright=1)
+    assert abs(slant_of(upright)) <= 0.1
+    for slant in (-0.4, 0.25, 0.7):
+        assert abs(slant_of(lean(upright, slant)) - slant) <= 0.1, slant
+
+
+def test_slant_of_a_blank_or_a_speck_is_zero():
+    speck = np.zeros((LINE_HEIGHT, 40), np.uint8)
+    assert slant_of(speck) == 0.0
+    speck[14, 20] = 255
+    assert slant_of(speck) == 0.0
+
+
+def test_a_leaning_line_is_normalized_upright_and_whole(line):
+    base = normalize_line(line, upright=1)
+    to_base = lambda x: np.asarray(Image.fromarray(x).resize(base.shape[::-1], Image.BILINEAR))  # a body a bit off: same size
+    for slant in (-0.3, 0.5, 0.9):
+        leaning = lean(base, slant, pad=30)
+        out, as_drawn = normalize_line(leaning, upright=1), normalize_line(leaning, upright=0)
+        default = normalize_line(leaning)                                     # UPRIGHT_SHARE of the slant undone
+        assert abs(slant_of(default) - (1 - UPRIGHT_SHARE) * slant) <= 0.1, slant
+        cols = np.flatnonzero(out.max(0) > 32)
+        assert abs(slant_of(out)) <= 0.1 and similar(to_base(out), base) > 0.8, slant
+        assert abs(slant_of(as_drawn) - slant) <= 0.1 and similar(to_base(as_drawn), base) < similar(to_base(out), base)
+        assert cols[0] >= LEFT_MARGIN - 2 and cols[-1] < out.shape[1] - 4     # nothing sheared off either end
+        assert abs(out.shape[1] - as_drawn.shape[1]) <= 0.05 * as_drawn.shape[1]
 
 
 def test_very_large_writing_reaches_the_model_size(line):
