@@ -38,7 +38,8 @@ STAGES = [
     # v3b's data drawn anew (seed 5) through normalize_line with all of slant_of undone (LINES_VERSION 6), 4 epochs
     {"name": "line_model_v3c", "init": "line_model_v3b", "epochs": 4, "learning_rate": 5e-4, "batch_size": 64,
      "dataset_args": {"n_train": 48000, "n_val": 600, "n_test": 600, "varied": True, "font_rate": 0.5,
-                      "vary": {"pen_rate": 0.7, "thin_rate": 0.6, "spacing": [0.65, 1.9]}}, "seed": 5},
+                      "vary": {"pen_rate": 0.7, "thin_rate": 0.6, "spacing": [0.65, 1.9]}}, "seed": 5,
+     "exported_at": "7e290bf"},
 ]
 WEIGHTS = "shared/text_recognizer/weights"
 
