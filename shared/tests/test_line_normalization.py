@@ -6,7 +6,8 @@ import pytest
 from PIL import Image, ImageFilter
 
 from text_recognizer.inference.line_normalization import (BODY_CENTRE, BODY_HEIGHT, LEFT_MARGIN, LINE_HEIGHT, MIN_WIDTH,
-                                                          UPRIGHT_SHARE, line_body, line_ink, normalize_line, slant_of)
+                                                          UPRIGHT_SHARE, lean, line_body, line_ink, normalize_line,
+                                                          slant_of)
 from text_recognizer.data.lines import make_lines
 
 
@@ -45,13 +46,6 @@ def test_size_margins_polarity_and_tilt_do_not_change_the_result(line):
         assert abs(out.shape[1] - base.shape[1]) <= 0.1 * base.shape[1]
         centre, thickness = body_of(out)
         assert similar(out, base) > alike and abs(centre - BODY_CENTRE) <= 1.5 and abs(thickness - BODY_HEIGHT) <= 2
-
-
-def lean(line: np.ndarray, slant: float, pad: int = 20) -> np.ndarray:
-    "`line` sheared so that its top leans right by `slant` px per px up, about row BODY_CENTRE."
-    wide = np.pad(line, ((0, 0), (pad, pad)))
-    return np.asarray(Image.fromarray(wide).transform(wide.shape[::-1], Image.Transform.AFFINE,
-                                                     (1, slant, -slant * BODY_CENTRE, 0, 1, 0), Image.BILINEAR))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -367,6 +367,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                           'text_recognizer/inference/line_normalization.py'),
                                                               'text_recognizer.inference.line_normalization.dense_band': ( 'lab3/line_normalization.html#dense_band',
                                                                                                                            'text_recognizer/inference/line_normalization.py'),
+                                                              'text_recognizer.inference.line_normalization.lean': ( 'lab3/line_normalization.html#lean',
+                                                                                                                     'text_recognizer/inference/line_normalization.py'),
                                                               'text_recognizer.inference.line_normalization.line_body': ( 'lab3/line_normalization.html#line_body',
                                                                                                                           'text_recognizer/inference/line_normalization.py'),
                                                               'text_recognizer.inference.line_normalization.line_ink': ( 'lab3/line_normalization.html#line_ink',

@@ -2,7 +2,7 @@
 
 # %% auto #0
 __all__ = ['LINE_HEIGHT', 'BODY_HEIGHT', 'BODY_CENTRE', 'LEFT_MARGIN', 'RIGHT_MARGIN', 'MIN_WIDTH', 'INK_LEVEL', 'MAX_SLANT',
-           'UPRIGHT_SHARE', 'line_ink', 'dense_band', 'line_body', 'slant_scores', 'slant_of', 'normalize_line']
+           'UPRIGHT_SHARE', 'line_ink', 'dense_band', 'line_body', 'slant_scores', 'slant_of', 'normalize_line', 'lean']
 
 # %% ../../../solutions/lab3/01b_line_normalization.ipynb #cc33b8c4
 import numpy as np
@@ -72,6 +72,8 @@ INK_LEVEL = 89          # a normalized line's ink pixels: above 35 % of its stro
 MAX_SLANT = 1.0         # px across per px up: 45°
 UPRIGHT_SHARE = 0.75    # the share of the measured slant that normalize_line undoes
 _KERNEL = np.exp(-0.5 * (np.arange(-8, 9) / 4) ** 2)  # a Gaussian of one pixel on quarter-pixel bins
+# coarse to fine, (step, offsets) around the best so far; ties go to the smaller slant (offset 0 first)
+_SLANT_SEARCH = ((0.2, (0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5)), (0.05, (0, -1, 1, -2, 2, -3, 3)))
 
 def slant_scores(u: np.ndarray, v: np.ndarray, slants: np.ndarray) -> np.ndarray:
     "How peaked (sum of squared columns) the column profile of ink pixels at columns `u`, rows `v` is, per shear undone."
@@ -89,9 +91,8 @@ def slant_of(line: np.ndarray) -> float:
     if len(u) < 2:
         return 0.0
     best = 0.0
-    for step in (0.2, 0.05):                                             # coarse to fine; ties go to the smaller slant
-        offsets = step * np.array([0, -1, 1, -2, 2, -3, 3, -4, 4, -5, 5] if step == 0.2 else [0, -1, 1, -2, 2, -3, 3])
-        slants = np.clip(best + offsets, -MAX_SLANT, MAX_SLANT)
+    for step, offsets in _SLANT_SEARCH:
+        slants = np.clip(best + step * np.array(offsets), -MAX_SLANT, MAX_SLANT)
         best = float(slants[int(np.argmax(slant_scores(u, v, slants)))])
     return round(best, 2)
 
@@ -132,3 +133,10 @@ def normalize_line(image, upright: float = UPRIGHT_SHARE) -> np.ndarray:
         width = max(MIN_WIDTH, int(np.ceil(np.ptp(column))) + 1 + LEFT_MARGIN + RIGHT_MARGIN)
         line = _resample(ink, c0, slope, x0, s, width, slant, column.min() - LEFT_MARGIN)
     return line
+
+# %% ../../../solutions/lab3/01b_line_normalization.ipynb #b7d1c0a4
+def lean(line: np.ndarray, slant: float, pad: int = 20) -> np.ndarray:
+    "A uint8 line padded by `pad` px each side, sheared: its top leans right by `slant` px per px up."
+    wide = np.pad(line, ((0, 0), (pad, pad)))
+    return np.asarray(Image.fromarray(wide).transform(wide.shape[::-1], Image.Transform.AFFINE,
+                                                     (1, slant, -slant * BODY_CENTRE, 0, 1, 0), Image.Resampling.BILINEAR))
