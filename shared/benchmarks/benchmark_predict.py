@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=30, help="timed calls per row")
     p.add_argument("--pages", type=int, default=20, help="test pages for the page rows")
     p.add_argument("--batch", type=int, default=16, help="lines per batched call")
-    p.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: one per core)")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime threads per model (0: one per core)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

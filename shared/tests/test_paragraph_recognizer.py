@@ -207,7 +207,7 @@ def _stroked_page(pen: int, cap: int = 120) -> np.ndarray:
 def test_only_a_far_thinner_pen_is_thickened_before_reading(recognizer, monkeypatch, pen, thickened):
     "Writing 10x its stroke width (the line model trained on such pens) reaches the line model as cut; 40x is thickened."
     image, seen = _stroked_page(pen), []
-    height, width = pr.writing_size(recognizer.ink(image))
+    height, width = recognizer.locate(recognizer.ink(image))["writing"]  # the detector's measurement, used for both
     assert (height / width > pr.STRIP_THIN_PEN) == thickened, (height, width)
     preprocess = recognizer.line_predictor.preprocess
     monkeypatch.setattr(recognizer.line_predictor, "preprocess", lambda strip: seen.append(strip) or preprocess(strip))

@@ -387,6 +387,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                              'text_recognizer/inference/paragraph.py'),
                                                      'text_recognizer.inference.paragraph.ParagraphTextRecognizer.ink': ( 'lab4/paragraph_recognizer.html#paragraphtextrecognizer.ink',
                                                                                                                           'text_recognizer/inference/paragraph.py'),
+                                                     'text_recognizer.inference.paragraph.ParagraphTextRecognizer.locate': ( 'lab4/paragraph_recognizer.html#paragraphtextrecognizer.locate',
+                                                                                                                             'text_recognizer/inference/paragraph.py'),
                                                      'text_recognizer.inference.paragraph.ParagraphTextRecognizer.predict': ( 'lab4/paragraph_recognizer.html#paragraphtextrecognizer.predict',
                                                                                                                               'text_recognizer/inference/paragraph.py'),
                                                      'text_recognizer.inference.paragraph.ParagraphTextRecognizer.strips': ( 'lab4/paragraph_recognizer.html#paragraphtextrecognizer.strips',

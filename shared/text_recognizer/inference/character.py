@@ -160,7 +160,7 @@ def to_emnist(gray: np.ndarray, size: int = EMNIST_SIZE, glyph: int = GLYPH_SIZE
 class OnnxModel:
     "An ONNX file run by onnxruntime on the CPU: `model(*arrays)` → output array(s)."
 
-    def __init__(self, path, threads: int = 0):
+    def __init__(self, path, threads: int = 1):  # 0: onnxruntime's default, a (spinning) thread per core
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ONNX model at {self.path.name}; the production models live in "

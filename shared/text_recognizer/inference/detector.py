@@ -208,11 +208,12 @@ def writing_scale(height: float, shape) -> float:
 
 # %% ../../../solutions/lab4/03_line_detector.ipynb #a52c5cf8
 def locate_lines(ink: np.ndarray, body_probs, threshold: float = 0.5) -> dict:
-    "`find_lines` of an `ink_image` of any size and writing size; `body_probs` maps a squeezed batch (1, h, w, 1) → probabilities."
+    """`find_lines` of an `ink_image` of any size and writing size, and its `writing` size (height, stroke width);
+    `body_probs` maps a squeezed batch (1, h, w, 1) → probabilities."""
     height, width = writing_size(ink)
     scale = writing_scale(height, ink.shape)
     probs = np.asarray(body_probs(squeeze(trained_strokes(ink, height, width), scale)[None, ..., None]))[0, ..., 0]
-    return find_lines(probs, ink.shape, scale, threshold)
+    return {**find_lines(probs, ink.shape, scale, threshold), "writing": (height, width)}
 
 def detect_lines(ink: np.ndarray, body_probs, threshold: float = 0.5) -> np.ndarray:
     "Line boxes (k, 4) `[x0, y0, x1, y1]`, top to bottom, of an `ink_image`; `body_probs` as in `locate_lines`."

@@ -5,6 +5,7 @@ __all__ = ['LINE_MODEL', 'prepare_line', 'LinePredictor', 'padded_batch']
 
 # %% ../../../solutions/lab3/05_line_predictor.ipynb #0f48a18f
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +54,11 @@ class LinePredictor:
         "The text of a line image and its probability."
         return self.decode(self.predict_proba(image))
 
-    def predict_lines(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
-        "(text, probability) of each prepared line (`preprocess`), each read on its own: as it reads alone."
-        return [self.decode(self.model(padded_batch([line]))[0]) for line in lines]
+    def predict_lines(self, lines) -> list[tuple[str, float]]:
+        "(text, probability) of each prepared line (`preprocess`, any iterable), each read on its own: as it reads alone."
+        with ThreadPoolExecutor(1) as network:  # onnxruntime runs line k+1 while Python prepares and decodes line k
+            runs = [network.submit(self.model, padded_batch([line])) for line in lines]
+            return [self.decode(run.result()[0]) for run in runs]
 
 # %% ../../../solutions/lab3/05_line_predictor.ipynb #bc05244d
 def padded_batch(lines: list[np.ndarray]) -> np.ndarray:

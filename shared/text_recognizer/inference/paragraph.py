@@ -53,30 +53,39 @@ class ParagraphTextRecognizer:
         "Line boxes (k, 4) `[x0, y0, x1, y1]` of `image`, top to bottom."
         return detect_lines(detector_input(self.ink(image) * 255), self.detector)
 
-    def strips(self, ink: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        "Line boxes of an ink image (`ink`) and the straightened uint8 strip of each line, cut from that ink."
+    def locate(self, ink: np.ndarray) -> dict:
+        "`locate_lines` of an ink image (`ink`): boxes, centre lines, body thickness and the writing's size."
         if ink.max() == 0:
-            return np.zeros((0, 4), np.int64), []
-        lines = locate_lines(detector_input(ink * 255), self.detector)
+            return {"boxes": np.zeros((0, 4), np.int64), "centres": np.zeros((0, 2)), "thickness": np.zeros(0),
+                    "writing": (0.0, 0.0)}
+        return locate_lines(detector_input(ink * 255), self.detector)
+
+    def strips(self, ink: np.ndarray, lines: dict | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        "Line boxes of an ink image (`ink`) and the straightened uint8 strip of each line (`lines`: its `locate`)."
+        lines = self.locate(ink) if lines is None else lines
         centres = [tuple(c) for c in lines["centres"]]
         return lines["boxes"], [line_strip(ink, box, centre, thickness, others=centres[:k] + centres[k + 1:])
                                 for k, (box, centre, thickness) in enumerate(zip(lines["boxes"], centres, lines["thickness"]))]
 
     def predict(self, image) -> dict:
         "`{'text': lines joined by newlines, 'lines': [{'box', 'text', 'confidence'}, ...]}` for one image."
-        ink, boxes, prepared = self.ink(image), [], []
-        height, width = writing_size(ink)
+        ink, boxes = self.ink(image), []
+        found = self.locate(ink)
+        height, width = found["writing"]  # measured once, for the detector and here
         thin_pen = height > 0 and height / width > STRIP_THIN_PEN
-        for box, strip in zip(*self.strips(ink)):
-            if thin_pen:  # thicken each strip's strokes to what the line model was trained on
-                h, w = writing_size(strip / 255.0)
-                radius = min(20, int(round((h / STROKE_RATIO - w) / 2)))
-                strip = np.round(thicken(strip / 255.0, radius) * 255).astype(np.uint8) if radius > 0 else strip
-            try:
-                prepared.append(self.line_predictor.preprocess(strip))
-            except ValueError:  # the strip holds (almost) no ink: not a line
-                continue
-            boxes.append(box)
+        def prepared():  # each strip in the line model's form, made while the network reads the one before
+            for box, strip in zip(*self.strips(ink, found)):
+                if thin_pen:  # thicken each strip's strokes to what the line model was trained on
+                    h, w = writing_size(strip / 255.0)
+                    radius = min(20, int(round((h / STROKE_RATIO - w) / 2)))
+                    strip = np.round(thicken(strip / 255.0, radius) * 255).astype(np.uint8) if radius > 0 else strip
+                try:
+                    line = self.line_predictor.preprocess(strip)
+                except ValueError:  # the strip holds (almost) no ink: not a line
+                    continue
+                boxes.append(box)
+                yield line
+        readings = self.line_predictor.predict_lines(prepared())
         lines = [{"box": [int(v) for v in box], "text": text, "confidence": round(float(confidence), 4)}
-                 for box, (text, confidence) in zip(boxes, self.line_predictor.predict_lines(prepared)) if text.strip()]
+                 for box, (text, confidence) in zip(boxes, readings) if text.strip()]
         return {"text": "\n".join(line["text"] for line in lines), "lines": lines}
