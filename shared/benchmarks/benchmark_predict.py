@@ -1,11 +1,11 @@
 """Time the compiled (onnxruntime) models against the Keras ones on this machine; prints a table, asserts nothing.
 
-    python shared/benchmarks/benchmark_predict.py [--repeats 30] [--pages 20] [--batch 16] [--threads 0]
+    python shared/benchmarks/benchmark_predict.py [--repeats 30] [--pages 20] [--batch 16] [--threads 1]
 
 Rows: the line model's forward pass (batch 1 and a batch of lines); a line read (preprocessing + forward pass + beam
-search) alone and in a batch (`LinePredictor.predict_lines`); the detector's forward pass on a page; a whole page read
-by `ParagraphTextRecognizer` (detection, strips, the page's lines in one batch, beam search). Each row runs once with
-the ONNX models and once with the Keras models in the same code (compiled graphs: `predict_on_batch`).
+search) alone and as the lines of a page (`LinePredictor.predict_lines`); the detector's forward pass on a page; a
+whole page read by `ParagraphTextRecognizer` (detection, strips, each line read on its own, beam search). Each row runs
+once with the ONNX models and once with the Keras models in the same code (compiled graphs: `predict_on_batch`).
 Figures: median (p50) and 95th percentile (p95) in milliseconds per call, and per line where a call holds several
 lines (for pages: the page's time over its lines, p50 over pages).
 """
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         ("page read", "onnxruntime", 1, lines_per_page, each_page(paragraph_onnx)),
         ("page read", "keras", 1, lines_per_page, each_page(paragraph_keras)),
     ]
-    print(f"{os.cpu_count()} cores, onnxruntime threads={args.threads or 'all'}, keras {keras.__version__}, "
+    print(f"{os.cpu_count()} cores, onnxruntime threads={args.threads or 'one per core'} per model, keras {keras.__version__}, "
           f"{args.repeats} repeats ({len(pages)} for whole pages: each page once); batch-1 line {one.shape[2]} px wide; "
           f"{lines_per_page:.1f} lines per page on {len(pages)} test pages")
     print(f"| {'what':26} | {'runtime':11} | batch | p50 ms | p95 ms | ms/line (p50) |")
