@@ -17,7 +17,8 @@ with more fonts, thin pens and wider letter spacing (`vary_line(thin_rate=..., s
 on the same mix drawn anew and normalized upright (all of each line's slant undone; `normalize_line` now undoes
 UPRIGHT_SHARE = 3/4 of it, which read better with this model, so a rerun of v3c would draw slightly different lines
 from the ones it was trained on); stage v3d continues v3c at half its learning rate on the mix drawn anew as
-inference reads it (3/4 of the slant undone), so that training and reading see the same lines. The last stage becomes
+inference reads it (3/4 of the slant undone), so that training and reading see the same lines, and stage v3e
+continues v3d at half its rate again on another draw of that mix. The last stage becomes
 weights/line_model.keras and .onnx, with its figures and this recipe in line_model.json and the weights manifest.
 """
 import argparse, hashlib, json, os, shutil, subprocess, sys, time
@@ -48,7 +49,8 @@ STAGES = [
      "exported_at": "958b597"},
     # the same mix drawn anew once more (seed 7), half v3d's rate: v3d's validation CER was still falling
     {"name": "line_model_v3e", "init": "line_model_v3d", "epochs": 4, "learning_rate": 1.25e-4, "batch_size": 64,
-     "dataset_args": MIX, "seed": 7},
+     "dataset_args": MIX, "seed": 7,
+     "exported_at": "ac3aabe"},
 ]
 WEIGHTS = "shared/text_recognizer/weights"
 
