@@ -93,12 +93,15 @@ def test_probabilities_have_one_step_per_4_pixels(predictor):
 
 
 @needs_model
-def test_lines_read_in_one_batch_like_one_by_one(predictor):
+def test_lines_of_a_page_read_like_one_by_one(predictor):
+    "predict_lines (the network in a worker thread) gives predict's texts and probabilities, in order, from a generator too."
     lines = [fixture_line(text, seed) for seed, text in enumerate(["Hello world", "abc", "The 3 owls sing", "Hi"])]
     prepared = [predictor.preprocess(line) for line in lines]
     together = predictor.predict_lines(prepared)
     alone = [predictor.predict(line) for line in lines]
     assert [t for t, _ in together] == [t for t, _ in alone]
+    assert np.allclose([c for _, c in together], [c for _, c in alone], rtol=1e-6)
+    assert predictor.predict_lines(predictor.preprocess(line) for line in lines) == together
     assert all(0 <= c <= 1 for _, c in together) and predictor.predict_lines([]) == []
 
 
