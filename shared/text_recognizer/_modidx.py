@@ -309,6 +309,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                     'text_recognizer/inference/detector.py'),
                                                     'text_recognizer.inference.detector.squeezed_shape': ( 'lab4/line_detector.html#squeezed_shape',
                                                                                                            'text_recognizer/inference/detector.py'),
+                                                    'text_recognizer.inference.detector.stroke_radius': ( 'lab4/line_detector.html#stroke_radius',
+                                                                                                          'text_recognizer/inference/detector.py'),
                                                     'text_recognizer.inference.detector.thicken': ( 'lab4/line_detector.html#thicken',
                                                                                                     'text_recognizer/inference/detector.py'),
                                                     'text_recognizer.inference.detector.trained_strokes': ( 'lab4/line_detector.html#trained_strokes',

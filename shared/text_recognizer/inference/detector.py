@@ -4,7 +4,7 @@
 __all__ = ['SQUEEZE', 'MULTIPLE', 'PAGE_WIDTH', 'GROW', 'WRITING_HEIGHTS', 'WRITING_TARGET', 'THIN_PEN', 'STROKE_RATIO',
            'detector_input', 'ink_image', 'runs', 'projection_boxes', 'squeezed_shape', 'squeeze', 'body_target',
            'label_components', 'find_lines', 'bodies_to_boxes', 'detection_scale', 'writing_size', 'thicken',
-           'is_thin_pen', 'trained_strokes', 'writing_scale', 'locate_lines', 'detect_lines']
+           'is_thin_pen', 'stroke_radius', 'trained_strokes', 'writing_scale', 'locate_lines', 'detect_lines']
 
 # %% ../../../solutions/lab4/03_line_detector.ipynb #58bf7b15
 import numpy as np
@@ -191,11 +191,15 @@ def is_thin_pen(height: float, width: float) -> bool:
     "True when strokes `width` px wide are far thinner for writing `height` px tall than in training (a web pad's pen)."
     return height > 0 and height / width > THIN_PEN
 
+def stroke_radius(height: float, width: float) -> int:
+    "The `thicken` radius that brings strokes `width` px wide to 1/STROKE_RATIO of writing `height` px tall (at most 20)."
+    return min(20, int(round((height / STROKE_RATIO - width) / 2)))
+
 def trained_strokes(ink: np.ndarray, height: float, width: float) -> np.ndarray:
     "`ink` with its strokes thickened to the training pages' width for writing `height` px tall, when they are far thinner."
     if not is_thin_pen(height, width):
         return ink
-    return thicken(ink, min(20, int(round((height / STROKE_RATIO - width) / 2))))
+    return thicken(ink, stroke_radius(height, width))
 
 def writing_scale(height: float, shape) -> float:
     "Resize factor that brings writing `height` px tall to the heights the detector was trained on (blank: by page width)."

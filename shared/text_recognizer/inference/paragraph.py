@@ -7,8 +7,8 @@ __all__ = ['STRIP_REACH', 'DETECTOR', 'MAX_PIXELS', 'STRIP_THIN_PEN', 'line_stri
 import numpy as np
 
 from .character import OnnxModel, read_image, remove_paper
-from .detector import (detect_lines, detector_input, locate_lines, thicken,
-                                                writing_size, STROKE_RATIO)
+from .detector import (detector_input, locate_lines, stroke_radius, thicken,
+                                                writing_size)
 from .line import LinePredictor
 from ..metadata import weights_file
 
@@ -51,7 +51,7 @@ class ParagraphTextRecognizer:
 
     def detect(self, image) -> np.ndarray:
         "Line boxes (k, 4) `[x0, y0, x1, y1]` of `image`, top to bottom."
-        return detect_lines(detector_input(self.ink(image) * 255), self.detector)
+        return self.locate(self.ink(image))["boxes"]
 
     def locate(self, ink: np.ndarray) -> dict:
         "`locate_lines` of an ink image (`ink`): boxes, centre lines, body thickness and the writing's size."
@@ -76,8 +76,7 @@ class ParagraphTextRecognizer:
         def prepared():  # each strip in the line model's form, made while the network reads the one before
             for box, strip in zip(*self.strips(ink, found)):
                 if thin_pen:  # thicken each strip's strokes to what the line model was trained on
-                    h, w = writing_size(strip / 255.0)
-                    radius = min(20, int(round((h / STROKE_RATIO - w) / 2)))
+                    radius = stroke_radius(*writing_size(strip / 255.0))
                     strip = np.round(thicken(strip / 255.0, radius) * 255).astype(np.uint8) if radius > 0 else strip
                 try:
                     line = self.line_predictor.preprocess(strip)
