@@ -107,3 +107,30 @@ def test_threads_share_a_model_whose_cache_keeps_clearing():
     with ThreadPoolExecutor(4) as pool:
         for probabilities in pool.map(read, range(8)):
             assert all(np.array_equal(p, reference(q)) for p, q in zip(probabilities, prefixes))
+
+
+def test_cached_factors_read_what_the_plain_model_reads():
+    rng = np.random.default_rng(3)
+    counts = ngram_counts(CORPUS, order=4)
+    for cache_size in (50_000, 4):  # 4: the factor cache (2 vectors) keeps clearing
+        lm = CharLanguageModel(4, **counts, cache_size=cache_size)
+        plain = lambda prefix, lm=lm: lm(prefix)  # no `factors`: the beam computes them for every line anew
+        for _ in range(6):
+            logits = rng.normal(size=(50, len(CHARSET))) * 2
+            logits[np.arange(50), rng.choice([0, 0, 5, 40, 45], size=50)] += 6
+            probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+            for weight, bonus in ((0.3, 2.0), (0.6, 1.0)):
+                cached = beam_search_decode(probs, lm=lm, lm_weight=weight, char_bonus=bonus)
+                assert cached == beam_search_decode(probs, lm=plain, lm_weight=weight, char_bonus=bonus)
+        assert 0 < len(lm.factor_cache) <= max(cache_size // 2, 1)
+
+
+def test_threads_share_cached_factors():
+    from concurrent.futures import ThreadPoolExecutor
+    counts = ngram_counts(CORPUS, order=4)
+    lm, reference = CharLanguageModel(4, **counts, cache_size=6), CharLanguageModel(4, **counts)
+    prefixes = [tuple(encode(text[:k])) for text in CORPUS for k in range(len(text))]
+    read = lambda _: [lm.factors(prefix, 0.3, 2.0) for prefix in prefixes]
+    with ThreadPoolExecutor(4) as pool:
+        for factors in pool.map(read, range(8)):
+            assert all(np.array_equal(f, reference(q) ** 0.3 * np.exp(2.0)) for f, q in zip(factors, prefixes))

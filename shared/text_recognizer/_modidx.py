@@ -331,6 +331,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                                     'text_recognizer/inference/language_model.py'),
                                                           'text_recognizer.inference.language_model.CharLanguageModel.probabilities': ( 'lab3/language_model.html#charlanguagemodel.probabilities',
                                                                                                                                         'text_recognizer/inference/language_model.py'),
+                                                          'text_recognizer.inference.language_model._factors': ( 'lab3/language_model.html#_factors',
+                                                                                                                 'text_recognizer/inference/language_model.py'),
                                                           'text_recognizer.inference.language_model.bits_per_character': ( 'lab3/language_model.html#bits_per_character',
                                                                                                                            'text_recognizer/inference/language_model.py'),
                                                           'text_recognizer.inference.language_model.context_key': ( 'lab3/language_model.html#context_key',

@@ -34,12 +34,15 @@ def beam_search_decode(probs, beam_width: int = 10, prune: float = 1e-2, lm=None
     if beam_width < 1:
         raise ValueError(f"beam_width={beam_width}; it must be at least 1")
     weights, unweighed = {}, np.ones(probs.shape[1])
+    factors = getattr(lm, "factors", None)  # a model may keep its factors across lines (notebook 02b's does)
     def weigh(prefix):  # the factor of each next class after `prefix`: lm(prefix) ** lm_weight * e ** char_bonus
         if lm is None:
             return unweighed
-        if prefix not in weights:
-            weights[prefix] = lm(prefix) ** lm_weight * np.exp(char_bonus)
-        return weights[prefix]
+        w = weights.get(prefix)
+        if w is None:
+            w = weights[prefix] = (factors(prefix, lm_weight, char_bonus) if factors
+                                   else lm(prefix) ** lm_weight * np.exp(char_bonus))
+        return w
     beams, log_scale = {(): (1.0, 0.0)}, 0.0  # prefix (tuple of class indices) -> (P(paths end in blank), P(paths end in its last class))
     likely = np.argsort(-probs, axis=1, kind="stable")[:, :beam_width + 1]  # beam_width characters, maybe the blank
     worth = (np.take_along_axis(probs, likely, axis=1) >= prune) & (likely != BLANK_INDEX)

@@ -57,6 +57,7 @@ class CharLanguageModel:
     def __init__(self, order: int, keys, starts, classes, counts, cache_size: int = 50_000):
         self.order, self.keys, self.starts, self.classes, self.counts = order, keys, starts, classes, counts
         self.cache, self.cache_size = {}, cache_size
+        self.factor_cache = {}  # the beam's weighed probabilities, by (context, lm_weight, char_bonus): see `factors`
 
     @classmethod
     def fit(cls, texts, order: int = 5) -> "CharLanguageModel":
@@ -91,6 +92,21 @@ class CharLanguageModel:
     def __call__(self, prefix) -> np.ndarray:
         "P(next class | the text so far), `prefix` a tuple of class indices."
         return self.probabilities(((START,) * (self.order - 1) + tuple(prefix))[len(prefix):])
+
+# %% ../../../solutions/lab3/02b_language_model.ipynb #5e1f0a02
+def _factors(self, prefix, lm_weight: float, char_bonus: float) -> np.ndarray:
+    "`self(prefix) ** lm_weight * e ** char_bonus` (classes,), the beam's factors, cached by the prefix's context."
+    context = ((START,) * (self.order - 1) + tuple(prefix))[len(prefix):]
+    key = (context, lm_weight, char_bonus)
+    f = self.factor_cache.get(key)  # read once, as in `probabilities`
+    if f is None:
+        f = self.probabilities(context) ** lm_weight * np.exp(char_bonus)
+        if len(self.factor_cache) >= self.cache_size // 2:  # at most 25,000 vectors, about 16 MB
+            self.factor_cache.clear()
+        self.factor_cache[key] = f
+    return f
+
+CharLanguageModel.factors = _factors
 
 # %% ../../../solutions/lab3/02b_language_model.ipynb #a71dba49
 def bits_per_character(lm, texts) -> float:
