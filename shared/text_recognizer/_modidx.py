@@ -325,6 +325,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                                                    'text_recognizer/inference/language_model.py'),
                                                           'text_recognizer.inference.language_model.CharLanguageModel.__init__': ( 'lab3/language_model.html#charlanguagemodel.__init__',
                                                                                                                                    'text_recognizer/inference/language_model.py'),
+                                                          'text_recognizer.inference.language_model.CharLanguageModel.context': ( 'lab3/language_model.html#charlanguagemodel.context',
+                                                                                                                                  'text_recognizer/inference/language_model.py'),
                                                           'text_recognizer.inference.language_model.CharLanguageModel.fit': ( 'lab3/language_model.html#charlanguagemodel.fit',
                                                                                                                               'text_recognizer/inference/language_model.py'),
                                                           'text_recognizer.inference.language_model.CharLanguageModel.followers': ( 'lab3/language_model.html#charlanguagemodel.followers',

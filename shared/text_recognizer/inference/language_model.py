@@ -89,14 +89,18 @@ class CharLanguageModel:
             self.cache[context] = p
         return p
 
+    def context(self, prefix) -> tuple:
+        "The last `order - 1` classes of `prefix` (class indices), START-padded: all the model's answer depends on."
+        return ((START,) * (self.order - 1) + tuple(prefix))[len(prefix):]
+
     def __call__(self, prefix) -> np.ndarray:
         "P(next class | the text so far), `prefix` a tuple of class indices."
-        return self.probabilities(((START,) * (self.order - 1) + tuple(prefix))[len(prefix):])
+        return self.probabilities(self.context(prefix))
 
 # %% ../../../solutions/lab3/02b_language_model.ipynb #5e1f0a02
 def _factors(self, prefix, lm_weight: float, char_bonus: float) -> np.ndarray:
     "`self(prefix) ** lm_weight * e ** char_bonus` (classes,), the beam's factors, cached by the prefix's context."
-    context = ((START,) * (self.order - 1) + tuple(prefix))[len(prefix):]
+    context = self.context(prefix)
     key = (context, lm_weight, char_bonus)
     f = self.factor_cache.get(key)  # read once, as in `probabilities`
     if f is None:
