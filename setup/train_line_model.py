@@ -56,6 +56,10 @@ STAGES = [
     {"name": "line_model_v3f", "init": "line_model_v3e", "epochs": 3, "learning_rate": 6.25e-5, "batch_size": 64,
      "dataset_args": MIX, "seed": 8,
      "exported_at": "d14fae8"},
+    # another draw (seed 9) with 19 joined pen-script fonts added to the training fonts (LINES_VERSION 8), twice v3f's
+    # rate so that the new fonts can move the weights
+    {"name": "line_model_v3g", "init": "line_model_v3f", "epochs": 3, "learning_rate": 1.25e-4, "batch_size": 64,
+     "dataset_args": MIX, "seed": 9},
 ]
 WEIGHTS = "shared/text_recognizer/weights"
 

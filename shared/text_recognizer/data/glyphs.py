@@ -228,6 +228,26 @@ FONTSOURCE_FONTS = {  # file: (family, npm package, licence)
     **_fontsource("the-girl-next-door", "The Girl Next Door", _OFL),
     **_fontsource("waiting-for-the-sunrise", "Waiting for the Sunrise", _OFL),
     **_fontsource("zeyada", "Zeyada", _OFL),
+    # joined pen scripts (copperplate, Spencerian and everyday cursive): letters that run into each other, as in letters
+    **_fontsource("allura", "Allura", _OFL),
+    **_fontsource("arizonia", "Arizonia", _OFL),
+    **_fontsource("clicker-script", "Clicker Script", _OFL),
+    **_fontsource("great-vibes", "Great Vibes", _OFL),
+    **_fontsource("herr-von-muellerhoff", "Herr Von Muellerhoff", _OFL),
+    **_fontsource("italianno", "Italianno", _OFL),
+    **_fontsource("league-script", "League Script", _OFL),
+    **_fontsource("marck-script", "Marck Script", _OFL),
+    **_fontsource("meddon", "Meddon", _OFL),
+    **_fontsource("miss-fajardose", "Miss Fajardose", _OFL),
+    **_fontsource("monsieur-la-doulaise", "Monsieur La Doulaise", _OFL),
+    **_fontsource("mr-de-haviland", "Mr De Haviland", _OFL),
+    **_fontsource("mrs-saint-delafield", "Mrs Saint Delafield", _OFL),
+    **_fontsource("ms-madi", "Ms Madi", _OFL),
+    **_fontsource("parisienne", "Parisienne", _OFL),
+    **_fontsource("petit-formal-script", "Petit Formal Script", _OFL),
+    **_fontsource("pinyon-script", "Pinyon Script", _OFL),
+    **_fontsource("qwigley", "Qwigley", _OFL),
+    **_fontsource("tangerine", "Tangerine", _OFL),
     # looked at and rejected (see NOT_USED): these packages are not in setup/fonts/package.json
     **_fontsource("homemade-apple", "Homemade Apple", _APACHE),
     **_fontsource("rock-salt", "Rock Salt", _APACHE),
@@ -237,6 +257,12 @@ FONTSOURCE_FONTS = {  # file: (family, npm package, licence)
     **_fontsource("over-the-rainbow", "Over the Rainbow", _OFL),
     **_fontsource("comic-neue", "Comic Neue", _OFL),
     **_fontsource("dancing-script", "Dancing Script", _OFL),
+    **_fontsource("alex-brush", "Alex Brush", _OFL),
+    **_fontsource("engagement", "Engagement", _OFL),
+    **_fontsource("mr-dafoe", "Mr Dafoe", _OFL),
+    **_fontsource("norican", "Norican", _OFL),
+    **_fontsource("seaweed-script", "Seaweed Script", _OFL),
+    **_fontsource("vibur", "Vibur", _OFL),
 }
 FONTS = {**DEBIAN_FONTS, **FONTSOURCE_FONTS}
 FREE_LICENCES = ("OFL", "Apache-2.0", "with font exception")  # a licence naming one of these lets us share renderings
@@ -284,6 +310,12 @@ NOT_USED = {
     "over-the-rainbow-latin-400-normal.woff": "'!' looks like '('",
     "comic-neue-latin-400-normal.woff": "Comic Neue comes from fonts-comic-neue (one family, one source)",
     "dancing-script-latin-400-normal.woff": "Dancing Script comes from fonts-dancingscript (one family, one source)",
+    "alex-brush-latin-400-normal.woff": "a brush display script: thick-thin brush strokes no pen makes",
+    "engagement-latin-400-normal.woff": "a brush display script, its letters blobs at 28 px",
+    "mr-dafoe-latin-400-normal.woff": "a marker display script, its letters blobs at 28 px",
+    "norican-latin-400-normal.woff": "a brush display script: thick-thin brush strokes no pen makes",
+    "seaweed-script-latin-400-normal.woff": "a display script with ornamental capitals",
+    "vibur-latin-400-normal.woff": "a display script, its letters blobs at 28 px",
 }
 TRAIN_FONTS = tuple(name for name in FONTS if name not in TEST_FONTS and name not in NOT_USED)
 

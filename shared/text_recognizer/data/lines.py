@@ -474,7 +474,7 @@ def normalize_lines(lines: dict) -> dict:
     return {**lines, "images": np.stack(normal) if normal else images}
 
 # %% ../../../solutions/lab3/01_lines.ipynb #e84ba83a
-LINES_VERSION = 7  # bump when the generator or normalize_line changes, so that old caches are not used
+LINES_VERSION = 8  # bump when the generator or normalize_line changes, so that old caches are not used
 
 def save_arrays(path: Path, **arrays) -> None:
     "Write `arrays` to `path` atomically (temporary file in the same folder, then rename)."
