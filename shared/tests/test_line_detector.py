@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from text_recognizer.inference.detector import (PAGE_WIDTH, SQUEEZE, body_target, bodies_to_boxes, detect_lines, detection_scale, ink_image, label_components, projection_boxes, runs, squeeze, squeezed_shape)
+from text_recognizer.inference.detector import (PAGE_WIDTH, SQUEEZE, body_target, bodies_to_boxes, detect_lines, component_boxes, detection_scale, ink_image, label_components, projection_boxes, runs, squeeze, squeezed_shape)
 from text_recognizer.training.detection import box_iou, line_scores, match_lines
 
 
@@ -47,6 +47,18 @@ def test_label_components_matches_scipy():
         assert k == k_expected
         assert len(set(zip(labels[mask], expected[mask]))) == k       # the same partition of the pixels
         assert (labels[~mask] == 0).all() and set(np.unique(labels[mask])) == set(range(1, k + 1))
+
+
+def test_component_boxes_match_each_component():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        labels, k = label_components(rng.random((30, 45)) < rng.uniform(0.2, 0.6))
+        boxes = component_boxes(labels, k)
+        for i in range(1, k + 1):
+            rows, cols = np.nonzero(labels == i)
+            got = [boxes[key][i - 1] for key in ("top", "bottom", "left", "right", "area")]
+            assert got == [rows.min(), rows.max(), cols.min(), cols.max(), len(rows)]
+    assert all(len(v) == 0 for v in component_boxes(np.zeros((4, 4), np.int64), 0).values())
 
 
 def test_bodies_to_boxes_on_hand_made_maps():

@@ -285,6 +285,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                             'text_recognizer/inference/detector.py'),
                                                     'text_recognizer.inference.detector.body_target': ( 'lab4/line_detector.html#body_target',
                                                                                                         'text_recognizer/inference/detector.py'),
+                                                    'text_recognizer.inference.detector.component_boxes': ( 'lab4/line_detector.html#component_boxes',
+                                                                                                            'text_recognizer/inference/detector.py'),
                                                     'text_recognizer.inference.detector.detect_lines': ( 'lab4/line_detector.html#detect_lines',
                                                                                                          'text_recognizer/inference/detector.py'),
                                                     'text_recognizer.inference.detector.detection_scale': ( 'lab4/line_detector.html#detection_scale',

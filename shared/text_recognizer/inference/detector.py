@@ -3,8 +3,9 @@
 # %% auto #0
 __all__ = ['SQUEEZE', 'MULTIPLE', 'PAGE_WIDTH', 'GROW', 'WRITING_HEIGHTS', 'WRITING_TARGET', 'THIN_PEN', 'STROKE_RATIO',
            'detector_input', 'ink_image', 'runs', 'projection_boxes', 'squeezed_shape', 'squeeze', 'body_target',
-           'label_components', 'find_lines', 'bodies_to_boxes', 'detection_scale', 'writing_size', 'thicken',
-           'is_thin_pen', 'stroke_radius', 'trained_strokes', 'writing_scale', 'locate_lines', 'detect_lines']
+           'label_components', 'component_boxes', 'find_lines', 'bodies_to_boxes', 'detection_scale', 'writing_size',
+           'thicken', 'is_thin_pen', 'stroke_radius', 'trained_strokes', 'writing_scale', 'locate_lines',
+           'detect_lines']
 
 # %% ../../../solutions/lab4/03_line_detector.ipynb #58bf7b15
 import numpy as np
@@ -72,8 +73,10 @@ def label_components(mask) -> tuple[np.ndarray, int]:
     starts[:, 1:] &= ~mask[:, :-1]                                     # the first pixel of each horizontal run
     run = np.where(mask, np.cumsum(starts.ravel()).reshape(h, w), 0)   # (H, W): run 1..R in raster order, 0 off
     touching = mask[:-1] & mask[1:]                                    # two runs touch where a column has ink in both
-    edges = np.unique(np.stack([run[:-1][touching], run[1:][touching]], axis=1), axis=0)  # (E, 2) runs
-    parent = np.arange(int(run.max()) + 1)   # each run points at the smallest run found connected to it
+    n = int(run.max()) + 1
+    pairs = np.unique(run[:-1][touching].astype(np.int64) * n + run[1:][touching])  # each touching pair once, as a number
+    edges = np.stack([pairs // n, pairs % n], axis=1)                  # (E, 2) runs
+    parent = np.arange(n)                    # each run points at the smallest run found connected to it
     while True:
         low = np.minimum(parent[edges[:, 0]], parent[edges[:, 1]])
         new = parent.copy()
@@ -89,6 +92,17 @@ def label_components(mask) -> tuple[np.ndarray, int]:
     rank = np.zeros(len(parent), np.int64)
     rank[roots] = np.arange(1, len(roots) + 1)
     return rank[parent[run]], len(roots)
+
+def component_boxes(labels: np.ndarray, k: int) -> dict:
+    "Of each component 1..k of `label_components`: `top`, `bottom`, `left`, `right` (inclusive) and `area`, arrays (k,)."
+    on = np.flatnonzero(labels)
+    comp, (rows, cols) = labels.ravel()[on] - 1, np.divmod(on, labels.shape[1])
+    box = {"top": np.full(k, labels.shape[0]), "bottom": np.full(k, -1), "left": np.full(k, labels.shape[1]),
+           "right": np.full(k, -1)}
+    for key, at, values in (("top", np.minimum, rows), ("bottom", np.maximum, rows), ("left", np.minimum, cols),
+                            ("right", np.maximum, cols)):
+        at.at(box[key], comp, values)
+    return {**box, "area": np.bincount(comp, minlength=k)}
 
 # %% ../../../solutions/lab4/03_line_detector.ipynb #f0326ebf
 GROW = 0.6               # a line box reaches GROW × the body's thickness above and below the body (measured below)
@@ -111,11 +125,10 @@ def find_lines(probs, image_shape, scale: float = 1.0, threshold: float = 0.5, m
                grow: float = GROW) -> dict:
     "Lines of a body-probability map, top to bottom, in image coordinates: boxes (k, 4), centre lines, thickness."
     labels, k = label_components(np.asarray(probs) > threshold)
-    blobs = []
-    for i in range(1, k + 1):
-        rows, cols = np.nonzero(labels == i)
-        if len(rows) >= min_area and rows.max() > rows.min() and cols.max() > cols.min():
-            blobs.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1, len(rows), [i]])
+    b = component_boxes(labels, k)
+    keep = (b["area"] >= min_area) & (b["bottom"] > b["top"]) & (b["right"] > b["left"])  # no specks, no 1-px streaks
+    blobs = [[b["left"][i], b["top"][i], b["right"][i] + 1, b["bottom"][i] + 1, b["area"][i], [i + 1]]
+             for i in np.flatnonzero(keep)]
     sy, sx = SQUEEZE[0] / scale, SQUEEZE[1] / scale
     boxes, centres, thickness = [], [], []
     for x0, y0, x1, y1, area, members in _merge_pieces(blobs):
@@ -159,12 +172,8 @@ def writing_size(ink: np.ndarray, threshold: float = 0.3, max_side: int = 500) -
     labels, k = label_components(small > threshold)
     if k == 0:
         return 0.0, 0.0
-    flat = labels.ravel()
-    rows = np.repeat(np.arange(small.shape[0]), small.shape[1])
-    top, bottom = np.full(k + 1, small.shape[0]), np.full(k + 1, -1)
-    np.minimum.at(top, flat, rows)
-    np.maximum.at(bottom, flat, rows)
-    heights, areas = (bottom - top + 1)[1:], np.bincount(flat, minlength=k + 1)[1:]
+    b = component_boxes(labels, k)
+    heights, areas = b["bottom"] - b["top"] + 1, b["area"]
     order = np.argsort(heights, kind="stable")
     cumulative = np.cumsum(areas[order])
     height = float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2)] * f)
