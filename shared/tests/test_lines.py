@@ -141,13 +141,13 @@ def test_a_varied_line_whose_effects_leave_no_ink_is_the_line_as_drawn(monkeypat
 
 
 def test_vary_arguments_reach_the_lines_and_their_cache_name(tmp_path):
-    plain = lines.lines_dataset("val", 20, max_length=16, seed=1, varied=True, cache_dir=tmp_path)
-    thin = lines.lines_dataset("val", 20, max_length=16, seed=1, varied=True, cache_dir=tmp_path,
+    plain = lines.lines_dataset("val", 40, max_length=16, seed=1, varied=True, cache_dir=tmp_path, vary={"pen_rate": 0.0})
+    thin = lines.lines_dataset("val", 40, max_length=16, seed=1, varied=True, cache_dir=tmp_path,
                                vary={"pen_rate": 1.0, "thin_rate": 1.0, "spacing": (1.5, 1.9)})
     assert plain["texts"] == thin["texts"] and len(list(tmp_path.iterdir())) == 2
     assert any("pen_rate1-spacing1.5_1.9-thin_rate1" in f.name for f in tmp_path.iterdir())
-    stroke = lambda d: np.median([writing_size(x / 255.0)[1] for x in d["images"]])  # (height, stroke width)
-    assert stroke(thin) < 0.85 * stroke(plain)
+    stroke = lambda d: np.array([writing_size(x / 255.0)[1] for x in d["images"]])  # (height, stroke width)
+    assert np.median(stroke(thin) / stroke(plain)) < 0.9  # the same lines, redrawn with a thin pen (seen: 0.81-0.83)
     with pytest.raises(ValueError, match="unknown vary_line arguments.*thinrate"):
         lines.lines_dataset("val", 20, varied=True, vary={"thinrate": 1.0}, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="needs varied=True"):
