@@ -7,7 +7,7 @@ from PIL import Image, ImageFilter
 
 from text_recognizer.inference.line_normalization import (BODY_CENTRE, BODY_HEIGHT, LEFT_MARGIN, LINE_HEIGHT, MIN_WIDTH,
                                                           UPRIGHT_SHARE, lean, line_body, line_ink, normalize_line,
-                                                          slant_of)
+                                                          rescale_line, slant_of)
 from text_recognizer.data.lines import make_lines
 
 
@@ -124,3 +124,16 @@ def test_needs_neither_scipy_nor_tensorflow():
             "a = np.zeros((50, 200), np.uint8); a[20:30, 20:180] = 255\n"
             "assert normalize_line(a).shape[0] == 28\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("factor", [0.8, 0.9, 1.1])
+def test_rescale_line_scales_the_body_about_its_centre_and_keeps_the_margins(line, factor):
+    normal = normalize_line(line)
+    scaled = rescale_line(normal, factor)
+    (c0, t0), (c1, t1) = body_of(normal), body_of(scaled)
+    assert scaled.shape[0] == LINE_HEIGHT and scaled.dtype == np.uint8
+    assert abs(c1 - BODY_CENTRE) <= 1.0 and abs(c1 - c0) <= 1.0 and abs(t1 - factor * t0) <= 1.5
+    ink_cols = lambda x: np.flatnonzero((x > 89).any(0))
+    assert abs(ink_cols(scaled)[0] - LEFT_MARGIN) <= 1
+    assert abs(scaled.shape[1] - ink_cols(scaled)[-1] - (normal.shape[1] - ink_cols(normal)[-1])) <= 2
+    assert np.array_equal(rescale_line(normal, 1.0), normal)

@@ -127,3 +127,21 @@ def test_serving_imports_no_tensorflow():
             "import text_recognizer.inference.line\n"
             "assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@needs_model
+def test_an_unsure_reading_is_read_again_at_other_sizes(predictor):
+    "surest keeps a sure reading as it is and replaces an unsure one by the most probable reading at RESCALES."
+    from text_recognizer.inference.line import UNSURE
+    from text_recognizer.inference.line_normalization import rescale_line
+    once = LinePredictor(rescales=())
+    line = predictor.preprocess(fixture_line("Hello world"))
+    sure = once.predict_lines([line])[0]
+    assert np.log(sure[1]) >= UNSURE * len(sure[0]) and predictor.surest(line, sure) is sure
+    shrunk = rescale_line(line, 0.5)                       # letters far smaller than the network was trained on
+    first = once.predict_lines([shrunk])[0]
+    assert np.log(first[1]) < UNSURE * max(len(first[0]), 1)
+    best = predictor.predict_lines([shrunk])[0]
+    readings = [first] + [once.predict_lines([rescale_line(shrunk, f)])[0] for f in predictor.rescales]
+    assert best == max(readings, key=lambda r: r[1]) and best[1] > first[1]
+    assert predictor.surest(shrunk, (first[0], 0.0)) != (first[0], 0.0)   # an improbable reading is always re-read

@@ -2,7 +2,8 @@
 
 # %% auto #0
 __all__ = ['LINE_HEIGHT', 'BODY_HEIGHT', 'BODY_CENTRE', 'LEFT_MARGIN', 'RIGHT_MARGIN', 'MIN_WIDTH', 'INK_LEVEL', 'MAX_SLANT',
-           'UPRIGHT_SHARE', 'line_ink', 'dense_band', 'line_body', 'slant_scores', 'slant_of', 'normalize_line', 'lean']
+           'UPRIGHT_SHARE', 'line_ink', 'dense_band', 'line_body', 'slant_scores', 'slant_of', 'normalize_line', 'lean',
+           'rescale_line']
 
 # %% ../../../solutions/lab3/01b_line_normalization.ipynb #cc33b8c4
 import numpy as np
@@ -140,3 +141,13 @@ def lean(line: np.ndarray, slant: float, pad: int = 20) -> np.ndarray:
     wide = np.pad(line, ((0, 0), (pad, pad)))
     return np.asarray(Image.fromarray(wide).transform(wide.shape[::-1], Image.Transform.AFFINE,
                                                      (1, slant, -slant * BODY_CENTRE, 0, 1, 0), Image.Resampling.BILINEAR))
+
+# %% ../../../solutions/lab3/01b_line_normalization.ipynb #c1a5e0a2
+def rescale_line(line: np.ndarray, factor: float) -> np.ndarray:
+    "A normalized uint8 line with its writing `factor` times as large about row BODY_CENTRE, margins kept."
+    line = np.asarray(line)
+    width = max(MIN_WIDTH, int(np.ceil((line.shape[1] - LEFT_MARGIN - RIGHT_MARGIN) * factor)) + LEFT_MARGIN + RIGHT_MARGIN)
+    # input (x, y) = (LEFT_MARGIN + (u - LEFT_MARGIN)/factor, BODY_CENTRE + (v - BODY_CENTRE)/factor)
+    coefficients = (1 / factor, 0, LEFT_MARGIN * (1 - 1 / factor), 0, 1 / factor, BODY_CENTRE * (1 - 1 / factor))
+    return np.asarray(Image.fromarray(line).transform((width, LINE_HEIGHT), Image.Transform.AFFINE, coefficients,
+                                                      Image.Resampling.BILINEAR))
