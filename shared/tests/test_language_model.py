@@ -6,7 +6,8 @@ import pytest
 
 from text_recognizer.inference.ctc import beam_search_decode
 from text_recognizer.inference.language_model import (LANGUAGE_MODEL, START, CharLanguageModel, bits_per_character,
-                                                      load_language_model, ngram_counts, save_language_model)
+                                                      fusion_weights, load_language_model, ngram_counts,
+                                                      save_language_model, wrap_words)
 from text_recognizer.metadata import BLANK_INDEX, CHARSET, WEIGHTS_DIR, encode
 
 CORPUS = ["the quick fox", "the queen is quiet", "a quiet quay", "the quill", "quite the question"]
@@ -134,3 +135,37 @@ def test_threads_share_cached_factors():
     with ThreadPoolExecutor(4) as pool:
         for factors in pool.map(read, range(8)):
             assert all(np.array_equal(f, reference(q) ** 0.3 * np.exp(2.0)) for f, q in zip(factors, prefixes))
+
+
+def test_wrapped_lines_keep_every_word_in_order_within_their_widths():
+    words = " ".join(CORPUS * 20).split()
+    for seed in range(3):
+        lines = wrap_words(words, 6, 20, seed=seed)
+        assert " ".join(lines).split() == words
+        assert all(len(line) <= 20 or " " not in line for line in lines) and min(map(len, lines)) >= 1
+    assert wrap_words(words, 6, 20, seed=0) != wrap_words(words, 6, 20, seed=1)
+    assert wrap_words(["extraordinarily", "long"], 4, 6) == ["extraordinarily", "long"]  # too long: a line of its own
+    assert wrap_words([]) == []
+
+
+def path_of(text: str, first=None) -> np.ndarray:
+    "CTC probabilities (2 steps per character: the character, then a blank); `first` splits the first step between classes."
+    probs = np.full((2 * len(text), len(CHARSET)), 1e-4)
+    for k, index in enumerate(encode(text)):
+        probs[2 * k, index], probs[2 * k + 1, BLANK_INDEX] = 1.0, 1.0
+    if first:
+        probs[0] = 1e-4
+        for c, p in first.items():
+            probs[0, CHARSET.index(c)] = p
+    return probs / probs.sum(1, keepdims=True)
+
+
+def test_the_package_model_starts_a_text_where_a_line_starts():
+    "Counted on wrapped lines: a line mostly starts inside a sentence, so a glyph between i and I is read as i."
+    lm, fusion = load_language_model(), fusion_weights()
+    capitals = np.array([c.isupper() for c in CHARSET])
+    assert 0.05 < lm(())[capitals].sum() < 0.3
+    assert beam_search_decode(path_of("in the house", {"i": 0.5, "I": 0.5}), lm=lm, **fusion)[0] == "in the house"
+    assert beam_search_decode(path_of("In the house", {"i": 0.1, "I": 0.9}), lm=lm, **fusion)[0] == "In the house"
+    info = json.loads((WEIGHTS_DIR / f"{LANGUAGE_MODEL}.json").read_text())
+    assert fusion == {"lm_weight": info["lm_weight"], "char_bonus": info["char_bonus"]} and "wrap_words" in info["trained_on"]

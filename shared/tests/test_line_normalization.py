@@ -95,6 +95,17 @@ def test_shaded_grainy_paper_is_not_ink():
     assert (body["left"], body["right"]) == (50, 350) and abs(body["centre"][0] - 29) <= 1.5
 
 
+def test_ink_on_black_is_read_as_it_is_without_paper():
+    strip = np.full((30, 120), 10, np.uint8)                  # ink on black with a faint haze, as a page's strip can be
+    strip[13:17, 10:110] = 200
+    kept, cleaned = line_ink(strip, paper=False), line_ink(strip)
+    assert kept.dtype == np.float32 and np.array_equal(kept, strip)
+    assert cleaned[0, 0] == 0 and cleaned[15, 50] > 150        # remove_paper takes the haze for paper
+    with pytest.raises(ValueError, match="no ink"):
+        line_ink(np.full((30, 120), 10, np.uint8), paper=False)
+    assert normalize_line(strip, paper=False).shape[0] == LINE_HEIGHT
+
+
 def test_the_centre_line_follows_a_tilted_line():
     band = np.zeros((90, 500), np.float32)
     for x in range(30, 470):

@@ -118,7 +118,7 @@ def test_compiled_models_match_keras(page, recognizer):
     assert np.array_equal(boxes, detect_lines(ink, lambda b: detector.body_probs(b, 1)))
     line_model = LineModel.load("line_model")
     for strip in recognizer.strips(ink)[1]:
-        line = recognizer.line_predictor.preprocess(strip)
+        line = recognizer.line_predictor.preprocess(strip, paper=False)
         compiled = recognizer.line_predictor.model(line[None].astype(np.float32) / 255)[0]
         logits = np.asarray(line_model.network(line[None].astype(np.float32) / 255, training=False))[0]
         probs = np.exp(logits - logits.max(-1, keepdims=True))
@@ -181,7 +181,7 @@ def test_a_line_reads_the_same_alone_and_inside_a_page(recognizer):
     assert len(strips) == len(alone)
     for by_itself, strip in zip(alone, strips):   # the network's inputs: same size, the ink on the same rows
         a = recognizer.line_predictor.preprocess(by_itself) / 255.0
-        b = recognizer.line_predictor.preprocess(strip) / 255.0
+        b = recognizer.line_predictor.preprocess(strip, paper=False) / 255.0   # as the page path prepares it
         assert a.shape[0] == b.shape[0] == 28 and abs(a.shape[1] - b.shape[1]) <= 0.05 * a.shape[1]
         assert np.abs(a.mean(1) - b.mean(1)).max() < 0.08, "the two paths put the line's body on different rows"
     read_alone = [recognizer.line_predictor.predict(image)[0] for image in alone]
@@ -210,9 +210,20 @@ def test_only_a_far_thinner_pen_is_thickened_before_reading(recognizer, monkeypa
     height, width = recognizer.locate(recognizer.ink(image))["writing"]  # the detector's measurement, used for both
     assert (height / width > pr.STRIP_THIN_PEN) == thickened, (height, width)
     preprocess = recognizer.line_predictor.preprocess
-    monkeypatch.setattr(recognizer.line_predictor, "preprocess", lambda strip: seen.append(strip) or preprocess(strip))
+    monkeypatch.setattr(recognizer.line_predictor, "preprocess", lambda strip, paper=True: seen.append(strip) or preprocess(strip, paper))
     recognizer.predict(image)
     cut = recognizer.strips(recognizer.ink(image))[1]
     assert len(seen) == len(cut) >= 1
     ink_seen, ink_cut = sum(int(s.astype(np.int64).sum()) for s in seen), sum(int(s.astype(np.int64).sum()) for s in cut)
     assert (ink_seen > 1.5 * ink_cut) if thickened else all(np.array_equal(a, b) for a, b in zip(seen, cut))
+
+
+def test_the_strips_of_a_page_are_not_cleaned_of_paper_again(page, recognizer, monkeypatch):
+    "The page's remove_paper is the only one: its strips reach the line model as they were cut, ink on black."
+    from text_recognizer.inference import character, line_normalization
+    calls = []
+    counted = lambda gray: calls.append(np.shape(gray)) or character.remove_paper(gray)
+    monkeypatch.setattr(pr, "remove_paper", counted)
+    monkeypatch.setattr(line_normalization, "remove_paper", counted)
+    result = recognizer.predict(page[0])
+    assert len(result["lines"]) == len(page[2]) >= 1 and calls == [page[0].shape]

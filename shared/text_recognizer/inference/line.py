@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from .ctc import beam_search_decode, greedy_decode
-from .language_model import load_language_model
+from .language_model import fusion_weights, load_language_model
 from ..metadata import CHARSET, weights_file
 from .line_normalization import normalize_line, rescale_line
 from .character import OnnxModel
 
 # %% ../../../solutions/lab3/05_line_predictor.ipynb #6833dde9
-def prepare_line(image) -> np.ndarray:
+def prepare_line(image, paper: bool = True) -> np.ndarray:
     "uint8 (28, w) line in the model's form (light ink on black, straightened, body at the trained size) from any line image."
-    return normalize_line(image)
+    return normalize_line(image, paper=paper)  # paper=False: ink on black already (a page's strip)
 
 # %% ../../../solutions/lab3/05_line_predictor.ipynb #d02747f9
 LINE_MODEL = "line_model"
@@ -34,15 +34,16 @@ class LinePredictor:
         self.beam_width = beam_width
         self.rescales = tuple(rescales)  # body sizes tried when unsure (`surest`); () reads each line once
         self.lm = load_language_model() if lm == "package" else lm  # the beam's language model (notebook 02b), or None
+        self.fusion = fusion_weights() if lm == "package" else {}  # its lm_weight and char_bonus as tuned in 02b
         info = Path(self.model.path).with_suffix(".json")
         self.info = json.loads(info.read_text()) if info.exists() else {}
         self.charset = self.info.get("charset", CHARSET)
         if list(self.charset) != list(CHARSET):
             raise ValueError(f"{info.name} was trained with another character set than text_recognizer.metadata.CHARSET")
 
-    def preprocess(self, image) -> np.ndarray:
-        "The line in the model's form: uint8 (28, w), light ink on black."
-        return prepare_line(image)
+    def preprocess(self, image, paper: bool = True) -> np.ndarray:
+        "The line in the model's form: uint8 (28, w), light ink on black (`paper=False`: the image is ink on black)."
+        return prepare_line(image, paper)
 
     def predict_proba(self, image) -> np.ndarray:
         "Per-step probabilities (time steps, classes) for one line image."
@@ -51,7 +52,7 @@ class LinePredictor:
 
     def decode(self, probs) -> tuple[str, float]:
         "(text, probability) of one line's per-step probabilities: beam search with `lm`, or greedy if `beam_width` is None."
-        return beam_search_decode(probs, self.beam_width, lm=self.lm) if self.beam_width else greedy_decode(probs)
+        return beam_search_decode(probs, self.beam_width, lm=self.lm, **self.fusion) if self.beam_width else greedy_decode(probs)
 
     def surest(self, line, reading: tuple[str, float]) -> tuple[str, float]:
         "`reading` of a prepared line, or if it is unsure the most probable reading of `line` at any of the RESCALES."

@@ -17,9 +17,9 @@ BODY_HEIGHT = 12.0      # px: a normalized line's body (the band of its densest 
 BODY_CENTRE = 14.0      # row of the body's centre line in a normalized line
 LEFT_MARGIN, RIGHT_MARGIN, MIN_WIDTH = 4, 8, 32
 
-def line_ink(gray: np.ndarray) -> np.ndarray:
-    "`remove_paper` of a line image; a clear error when nothing is left."
-    ink = remove_paper(gray)
+def line_ink(gray: np.ndarray, paper: bool = True) -> np.ndarray:
+    "`remove_paper` of a line image (`paper=False`: it is ink on black already, read as it is); a clear error when no ink."
+    ink = remove_paper(gray) if paper else np.asarray(gray, np.float32)
     if ink.max() < 16:
         raise ValueError("the image has no ink: it is blank or has almost no contrast")
     return ink
@@ -112,9 +112,9 @@ def _resample(ink: np.ndarray, c0: float, slope: float, x0: float, s: float, wid
     top = np.percentile(line[line > 0], 99) if (line > 0).sum() > 20 else line.max()
     return np.round(np.clip(line * (255 / top), 0, 255)).astype(np.uint8)
 
-def normalize_line(image, upright: float = UPRIGHT_SHARE) -> np.ndarray:
+def normalize_line(image, upright: float = UPRIGHT_SHARE, paper: bool = True) -> np.ndarray:
     "uint8 (28, w), light ink on black: any line image straightened, its body scaled to BODY_HEIGHT px on row BODY_CENTRE."
-    ink = line_ink(read_image(image))
+    ink = line_ink(read_image(image), paper)                             # paper=False: a page's strip, ink on black
     body = line_body(ink)
     s = BODY_HEIGHT / body["thickness"]                                  # output px per input px
     if s < 0.5:                                                          # far larger than the target: shrink first

@@ -79,7 +79,7 @@ class ParagraphTextRecognizer:
                     radius = stroke_radius(*writing_size(strip / 255.0))
                     strip = np.round(thicken(strip / 255.0, radius) * 255).astype(np.uint8) if radius > 0 else strip
                 try:
-                    line = self.line_predictor.preprocess(strip)
+                    line = self.line_predictor.preprocess(strip, paper=False)  # the page's paper is gone already
                 except ValueError:  # the strip holds (almost) no ink: not a line
                     continue
                 boxes.append(box)
