@@ -167,3 +167,14 @@ def test_lines_dataset_cache_roundtrip_and_rebuild(tmp_path, capsys):
     loaded = lines.lines_dataset("test", 30, max_length=16, seed=2, font_rate=0.2, cache_dir=tmp_path)
     assert np.array_equal(loaded["labels"], d["labels"]) and loaded["texts"] == d["texts"]
     assert d["images"].shape == (30, 28, lines.line_width(16))
+
+
+def test_a_changed_font_list_makes_a_new_cache(tmp_path, monkeypatch):
+    "Caches are keyed by the handwriting fonts drawn from: a font installed or removed is not read from an old file."
+    first = lines.lines_dataset("val", 6, max_length=12, seed=4, font_rate=1.0, cache_dir=tmp_path)
+    fonts = lines.handwriting_fonts("val")
+    assert len(fonts) >= 2 and lines.font_tag("val", 1.0).startswith(f"-fonts{len(fonts)}.")
+    monkeypatch.setattr(lines, "handwriting_fonts", lambda split="train": fonts[:1])  # every font but one removed
+    fewer = lines.lines_dataset("val", 6, max_length=12, seed=4, font_rate=1.0, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("lines-*.npz"))) == 2 and fewer["texts"] == first["texts"]
+    assert lines.font_tag("val", 0.0) == "" and lines.font_tag("val", 1.0) != ""

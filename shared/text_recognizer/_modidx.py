@@ -154,6 +154,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'text_recognizer/data/lines.py'),
                                             'text_recognizer.data.lines.encode_labels': ( 'lab3/lines.html#encode_labels',
                                                                                           'text_recognizer/data/lines.py'),
+                                            'text_recognizer.data.lines.font_tag': ( 'lab3/lines.html#font_tag',
+                                                                                     'text_recognizer/data/lines.py'),
                                             'text_recognizer.data.lines.glyph_bank': ( 'lab3/lines.html#glyph_bank',
                                                                                        'text_recognizer/data/lines.py'),
                                             'text_recognizer.data.lines.line_width': ( 'lab3/lines.html#line_width',

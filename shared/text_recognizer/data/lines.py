@@ -5,7 +5,7 @@ __all__ = ['FORTUNE_DIR', 'TEXT_SPLITS', 'LINE_HEIGHT', 'GLYPH_LAYOUT', 'THIN_PE
            'split_sentences', 'text_split', 'load_sentences', 'split_words', 'sample_texts', 'line_width', 'glyph_bank',
            'draw_lines', 'pen', 'slant', 'render_font_text', 'draw_font_lines', 'encode_labels', 'make_lines',
            'distort', 'pen_redraw', 'scan', 'vary_line', 'make_varied_lines', 'normalize_lines', 'save_arrays',
-           'load_arrays', 'texts_array', 'bank_tag', 'lines_dataset']
+           'load_arrays', 'texts_array', 'bank_tag', 'font_tag', 'lines_dataset']
 
 # %% ../../../solutions/lab3/01_lines.ipynb #4b12cdab
 import inspect, io, re, zipfile, zlib
@@ -497,6 +497,13 @@ def bank_tag(split: str) -> str:
     "A short tag of the glyph bank a dataset was drawn from (its version and size), part of cache file names."
     return f"bank{BANK_VERSION}x{len(glyph_bank(split)['glyphs'])}"
 
+def font_tag(split: str, font_rate: float) -> str:
+    "A short tag of the handwriting fonts a dataset was drawn from (how many, a checksum of their names); '' without fonts."
+    if not font_rate:
+        return ""
+    names = sorted(p.name for p in handwriting_fonts(split))
+    return f"-fonts{len(names)}.{zlib.crc32(' '.join(names).encode()):08x}"
+
 CHUNK = 1000  # lines per generation step; chunk i is seeded with (seed, i)
 
 def lines_dataset(split: str = "train", n: int = 10_000, max_length: int = 32, seed=0, font_rate: float = 0.2,
@@ -510,7 +517,7 @@ def lines_dataset(split: str = "train", n: int = 10_000, max_length: int = 32, s
     if unknown := set(vary) - set(inspect.signature(vary_line).parameters) - {"line", "rng"}:
         raise ValueError(f"unknown vary_line arguments {sorted(unknown)}")
     tag = "".join(f"-{k}" + "_".join(f"{x:g}" for x in np.atleast_1d(v)) for k, v in sorted(vary.items()))
-    name = (f"lines-v{LINES_VERSION}-{bank_tag(split)}-{split}-n{n}-len{max_length}-seed{seed}-font{font_rate:g}"
+    name = (f"lines-v{LINES_VERSION}-{bank_tag(split)}-{split}-n{n}-len{max_length}-seed{seed}-font{font_rate:g}{font_tag(split, font_rate)}"
             f"-real{int(realism)}{'-varied' if varied else ''}{tag}.npz")
     path = Path(cache_dir or data_dir() / "processed") / name
     check = lambda a: (a["images"].shape == (n, LINE_HEIGHT, line_width(max_length))

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
-from .lines import (LINE_HEIGHT, LINES_VERSION, _smooth_field, bank_tag, draw_font_lines, draw_lines, line_width, load_arrays, pen_redraw, relative_path, save_arrays, split_words, texts_array)
+from .lines import (LINE_HEIGHT, LINES_VERSION, _smooth_field, bank_tag, draw_font_lines, font_tag, draw_lines, line_width, load_arrays, pen_redraw, relative_path, save_arrays, split_words, texts_array)
 from ..metadata import data_dir
 
 # %% ../../../solutions/lab4/01_paragraphs.ipynb #f8e34a9d
@@ -192,7 +192,7 @@ def paragraphs_dataset(split: str = "train", n: int = 1000, seed=0, height: int 
                        cache: bool = True, cache_dir: Path | None = None) -> dict:
     "`n` pages like `make_paragraphs`, generated in chunks with a progress bar and cached in `data/processed/`."
     name = (f"paragraphs-v{PARAGRAPHS_VERSION}.{LINES_VERSION}-{bank_tag(split)}-{split}-n{n}-seed{seed}-{height}x{width}"
-            f"-lines{max_lines}-len{max_length}-font{font_rate:g}{'-varied' if varied else ''}.npz")
+            f"-lines{max_lines}-len{max_length}-font{font_rate:g}{font_tag(split, font_rate)}{'-varied' if varied else ''}.npz")
     path = Path(cache_dir or data_dir() / "processed") / name
     check = lambda a: (a["images"].shape == a["masks"].shape == (n, height, width) and len(a["texts"]) == n
                        and a["box_counts"].sum() == len(a["boxes"]))
