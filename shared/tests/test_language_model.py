@@ -148,24 +148,12 @@ def test_wrapped_lines_keep_every_word_in_order_within_their_widths():
     assert wrap_words([]) == []
 
 
-def path_of(text: str, first=None) -> np.ndarray:
-    "CTC probabilities (2 steps per character: the character, then a blank); `first` splits the first step between classes."
-    probs = np.full((2 * len(text), len(CHARSET)), 1e-4)
-    for k, index in enumerate(encode(text)):
-        probs[2 * k, index], probs[2 * k + 1, BLANK_INDEX] = 1.0, 1.0
-    if first:
-        probs[0] = 1e-4
-        for c, p in first.items():
-            probs[0, CHARSET.index(c)] = p
-    return probs / probs.sum(1, keepdims=True)
-
-
 def test_the_package_model_starts_a_text_where_a_line_starts():
     "Counted on wrapped lines: a line mostly starts inside a sentence, so a glyph between i and I is read as i."
     lm, fusion = load_language_model(), fusion_weights()
     capitals = np.array([c.isupper() for c in CHARSET])
     assert 0.05 < lm(())[capitals].sum() < 0.3
-    assert beam_search_decode(path_of("in the house", {"i": 0.5, "I": 0.5}), lm=lm, **fusion)[0] == "in the house"
-    assert beam_search_decode(path_of("In the house", {"i": 0.1, "I": 0.9}), lm=lm, **fusion)[0] == "In the house"
+    assert beam_search_decode(ambiguous("in the house", 0, "I", share=0.45), lm=lm, **fusion)[0] == "in the house"
+    assert beam_search_decode(ambiguous("In the house", 0, "i", share=0.09), lm=lm, **fusion)[0] == "In the house"
     info = json.loads((WEIGHTS_DIR / f"{LANGUAGE_MODEL}.json").read_text())
     assert fusion == {"lm_weight": info["lm_weight"], "char_bonus": info["char_bonus"]} and "wrap_words" in info["trained_on"]
